@@ -1,0 +1,1 @@
+"""Dataset readers, the manifest and ground truth, and the Zarr artifact store."""
