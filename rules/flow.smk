@@ -1,0 +1,41 @@
+# Optical flow (wsvis.flow): forward/backward flow per frame gap, and an overview picture per video.
+
+FLOW = flow_params(config["flow"])
+
+
+rule flow:
+    input:
+        table=rules.ingest_video.output.table,
+    output:
+        zarr=directory(f"{RESULTS}/flow/{{video}}.zarr"),
+    params:
+        cfg=to_json(FLOW),
+    log:
+        log_path("flow"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        **gpu_request(FLOW["options"].get("device")),
+    shell:
+        "wsvis flow --table {input.table:q} --out {output.zarr:q} --params {params.cfg:q} "
+        "--threads {threads} > {log:q} 2>&1"
+
+
+rule flow_overview:
+    input:
+        table=rules.ingest_video.output.table,
+        flow=rules.flow.output.zarr,
+    output:
+        png=f"{RESULTS}/viz/flow/{{video}}.png",
+    params:
+        cfg=to_json(config["viz"]),
+    log:
+        log_path("flow_overview"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        "wsvis viz overview --table {input.table:q} --flow {input.flow:q} -o {output.png:q} "
+        "--params {params.cfg:q} > {log:q} 2>&1"

@@ -1,0 +1,42 @@
+# Dataset ingestion (wsvis.io): per-video frame tables, then manifest.parquet + gt.json.
+
+
+rule ingest_video:
+    input:
+        lambda wc: READER.sources(wc.video),
+    output:
+        table=f"{RESULTS}/ingest/{{video}}.parquet",
+        gt=f"{RESULTS}/ingest/{{video}}.gt.json",
+    params:
+        cfg=lambda wc: to_json(ingest_params(config["dataset"], wc.video)),
+        frames_dir=f"{RESULTS}/frames/{{video}}",
+    log:
+        log_path("ingest"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "wsvis ingest --params {params.cfg:q} --video {wildcards.video:q} "
+        "--table {output.table:q} --gt {output.gt:q} --frames-dir {params.frames_dir:q} "
+        "> {log:q} 2>&1"
+
+
+rule manifest:
+    input:
+        tables=expand(rules.ingest_video.output.table, video=VIDEOS),
+        gts=expand(rules.ingest_video.output.gt, video=VIDEOS),
+    output:
+        manifest=f"{RESULTS}/manifest.parquet",
+        gt=f"{RESULTS}/gt.json",
+    params:
+        categories=to_json(READER.categories()),
+    log:
+        f"{RESULTS}/logs/manifest.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "wsvis manifest --categories {params.categories:q} --tables {input.tables:q} "
+        "--gts {input.gts:q} --manifest {output.manifest:q} --gt {output.gt:q} > {log:q} 2>&1"

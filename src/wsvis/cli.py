@@ -1,0 +1,189 @@
+"""The ``wsvis`` command line: one subcommand per workflow step, plus looking tools.
+
+Rules call these subcommands with their config section as JSON (``--params``);
+each subcommand turns it into keyword arguments of one library function.
+Run ``wsvis --help`` or ``wsvis <command> --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+__all__ = ["main"]
+
+log = logging.getLogger("wsvis")
+
+
+def _set_threads(n: int) -> None:
+    """Cap the threads of torch and OpenCV at the cores the scheduler gave the job."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(max(1, n))
+    cv2.setNumThreads(max(1, n))
+
+
+def _images(table: str) -> list[str]:
+    from wsvis.io.manifest import read_video_table
+
+    return read_video_table(table).sort_values("frame")["image"].tolist()
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from wsvis.io.datasets import make_reader
+    from wsvis.io.manifest import ingest_video
+
+    cfg = json.loads(args.params)
+    reader = make_reader(cfg["format"], **cfg["options"])
+    ingest_video(reader, args.video, args.table, args.gt, split=cfg["split"], frames_dir=args.frames_dir)
+
+
+def cmd_manifest(args: argparse.Namespace) -> None:
+    from wsvis.io.manifest import merge_manifest
+
+    merge_manifest(args.tables, args.gts, json.loads(args.categories), args.manifest, args.gt)
+
+
+def cmd_flow(args: argparse.Namespace) -> None:
+    from wsvis.flow.stage import compute_video_flow
+
+    _set_threads(args.threads)
+    cfg = json.loads(args.params)
+    compute_video_flow(
+        _images(args.table),
+        args.out,
+        backend=cfg["backend"],
+        gaps=cfg["gaps"],
+        backend_options=cfg["options"],
+        compressor=cfg["compressor"],
+        params=cfg,
+    )
+
+
+def cmd_depth(args: argparse.Namespace) -> None:
+    from wsvis.depth.stage import compute_video_depth
+
+    _set_threads(args.threads)
+    cfg = json.loads(args.params)
+    compute_video_depth(
+        _images(args.table),
+        args.out,
+        backend=cfg["backend"],
+        backend_options=cfg["options"],
+        compressor=cfg["compressor"],
+        params=cfg,
+    )
+
+
+def cmd_viz_flow(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from wsvis.viz.flow import flow_picture, write_png
+
+    picture = flow_picture(args.flow, args.frame, gap=args.gap, direction=args.direction)
+    if args.image:
+        from wsvis.io.images import read_image
+
+        frame = read_image(args.image)
+        if frame.shape != picture.shape:
+            raise SystemExit(f"{args.image}: frame size {frame.shape[:2]} differs from the flow's {picture.shape[:2]}")
+        picture = np.hstack([frame, picture])
+    write_png(args.output, picture)
+    print(args.output)
+
+
+def cmd_viz_overview(args: argparse.Namespace) -> None:
+    from wsvis.viz.flow import flow_overview
+
+    cfg = json.loads(args.params) if args.params else {}
+    flow_overview(_images(args.table), args.flow, args.output, **cfg)
+
+
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from wsvis.io.store import describe
+
+    for path in args.paths:
+        print(describe(path))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``wsvis`` (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="wsvis",
+        description="Weakly supervised video instance segmentation: workflow steps and inspection tools.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="read one video of a dataset into its frame table and ground truth")
+    p.add_argument("--params", required=True, help='JSON {"format", "options", "split"} (wsvis.config.ingest_params)')
+    p.add_argument("--video", required=True)
+    p.add_argument("--table", required=True, help="output per-video parquet")
+    p.add_argument("--gt", required=True, help="output per-video ground-truth JSON")
+    p.add_argument("--frames-dir", default=None, help="where decoded frames go (video-file datasets)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("manifest", help="merge per-video tables into manifest.parquet and gt.json")
+    p.add_argument("--categories", required=True, help="JSON list of class names in id order")
+    p.add_argument("--tables", nargs="+", required=True)
+    p.add_argument("--gts", nargs="+", required=True)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--gt", required=True)
+    p.set_defaults(func=cmd_manifest)
+
+    p = sub.add_parser("flow", help="forward/backward optical flow of one video into flow/{video}.zarr")
+    p.add_argument("--table", required=True, help="the video's ingest table")
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", required=True, help="JSON from wsvis.config.flow_params")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("depth", help="monocular depth of one video into depth/{video}.zarr")
+    p.add_argument("--table", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", required=True, help="JSON from wsvis.config.depth_params")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_depth)
+
+    viz = sub.add_parser("viz", help="pictures of artifacts").add_subparsers(dest="what", required=True, metavar="WHAT")
+    p = viz.add_parser("flow", help="colour-code one flow field of a flow .zarr")
+    p.add_argument("flow", help="flow/{video}.zarr")
+    p.add_argument("--frame", type=int, required=True, help="pair index t")
+    p.add_argument("--gap", type=int, default=1)
+    p.add_argument("--direction", choices=["forward", "backward"], default="forward")
+    p.add_argument("--image", default=None, help="show this frame beside the flow")
+    p.add_argument("-o", "--output", required=True, help="PNG path")
+    p.set_defaults(func=cmd_viz_flow)
+    p = viz.add_parser("overview", help="per-video sheet of frames, flow colours and occlusion")
+    p.add_argument("--table", required=True)
+    p.add_argument("--flow", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--params", default=None, help="JSON viz section")
+    p.set_defaults(func=cmd_viz_overview)
+
+    p = sub.add_parser("inspect", help="print arrays, shapes, dtypes, chunking and attrs of .zarr artifacts")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``wsvis`` console script. Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (ValueError, KeyError, IndexError, FileNotFoundError, RuntimeError) as exc:
+        # Library errors name the file/video/frame/key; print them without a traceback.
+        if args.verbose:
+            raise
+        print(f"wsvis {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

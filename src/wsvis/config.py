@@ -1,0 +1,169 @@
+"""Config sections -> the explicit arguments each stage takes.
+
+The workflow validates ``config/config.yaml`` against
+``workflow/schemas/config.schema.json`` (types, enums, unknown keys, defaults).
+This module does what a JSON schema cannot: checks that need several sections
+at once, and the derivation of each rule's ``params`` from *its own* section
+only, so that changing one section reruns that stage and its dependents and
+nothing else. The library itself never reads a global config: the rules pass
+these dicts to the ``wsvis`` command line, which passes keywords on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from wsvis.io.paths import check_name
+
+__all__ = [
+    "ConfigError",
+    "check_config",
+    "reader_spec",
+    "ingest_params",
+    "flow_params",
+    "depth_params",
+    "depth_enabled",
+    "to_json",
+]
+
+# Options of the dataset section that each reader takes (the rest select
+# videos and splits, which the workflow handles per video).
+_READER_KEYS = {
+    "davis": ("root", "resolution", "classes_csv", "classes", "mask_type"),
+    "ytvis": ("root", "annotations"),
+    "mots": ("root", "annotations", "class_names"),
+    "video": ("root", "classes"),
+    "frames": ("root", "classes"),
+}
+_REQUIRED = {"ytvis": ("annotations",), "mots": ("annotations",)}
+
+
+class ConfigError(ValueError):
+    """A config value is missing or inconsistent; the message names the key."""
+
+
+def to_json(value: Any) -> str:
+    """Canonical JSON (sorted keys) of a params dict, as rules pass it to the CLI."""
+    return json.dumps(value, sort_keys=True)
+
+
+def reader_spec(dataset: dict, videos: list[str] | None = None) -> tuple[str, dict]:
+    """Return ``(format, keyword options)`` for :func:`wsvis.io.datasets.make_reader`.
+
+    Args:
+        dataset: the ``dataset`` config section.
+        videos: restrict the reader to these videos (default: the section's
+            ``videos`` key).
+
+    Raises:
+        ConfigError: unknown ``dataset.format`` or a missing key the format needs.
+    """
+    fmt = dataset.get("format")
+    if fmt not in _READER_KEYS:
+        raise ConfigError(f"dataset.format: {fmt!r} is not one of {sorted(_READER_KEYS)}")
+    for key in ("root", *_REQUIRED.get(fmt, ())):
+        if not dataset.get(key):
+            raise ConfigError(f"dataset.{key} is required for dataset.format {fmt!r}")
+    options = {k: dataset[k] for k in _READER_KEYS[fmt] if dataset.get(k) is not None}
+    chosen = videos if videos is not None else dataset.get("videos")
+    if chosen:
+        options["videos"] = list(chosen)
+    return fmt, options
+
+
+def ingest_params(dataset: dict, video: str) -> dict:
+    """Params of the per-video ingest job: reader options and this video's split.
+
+    The video subset (``dataset.videos``) and other videos' splits are left
+    out, so adding a video or moving another one to the test split does not
+    re-ingest this one.
+    """
+    fmt, options = reader_spec(dataset, videos=[check_name(video, "video")])
+    split = dataset.get("splits", {}).get(video, dataset.get("default_split", "train"))
+    return {"format": fmt, "options": options, "split": split}
+
+
+def flow_params(flow: dict) -> dict:
+    """Params of the flow job: backend, gaps, the chosen backend's options, compressor.
+
+    Options of backends that are not selected are left out, so editing them
+    reruns nothing.
+
+    Raises:
+        ConfigError: a gap that is not a positive integer (key ``flow.gaps``).
+    """
+    gaps = flow.get("gaps", [1])
+    if not gaps or any(not isinstance(g, int) or isinstance(g, bool) or g < 1 for g in gaps):
+        raise ConfigError(f"flow.gaps must be a non-empty list of positive integers, got {gaps!r}")
+    backend = flow["backend"]
+    family = "raft" if backend.startswith("raft") else backend
+    options = dict(flow.get(family, {}))
+    if family == "raft":
+        options["device"] = flow.get("device", "auto")
+    return {
+        "backend": backend,
+        "gaps": sorted(set(gaps)),
+        "options": options,
+        "compressor": flow.get("compressor", "blosc-zstd"),
+    }
+
+
+def depth_enabled(depth: dict) -> bool:
+    """True when a depth backend is configured (``depth.backend`` is not ``none``)."""
+    return depth.get("backend", "none") != "none"
+
+
+def depth_params(depth: dict) -> dict:
+    """Params of the depth job: backend and its options (with ``device``).
+
+    Raises:
+        ConfigError: no backend configured, or ``depth.<backend>.checkpoint`` missing.
+    """
+    backend = depth.get("backend", "none")
+    if backend == "none":
+        raise ConfigError("depth.backend is 'none': no depth stage is configured")
+    options = dict(depth.get(backend, {}))
+    if not options.get("checkpoint"):
+        raise ConfigError(
+            f"depth.{backend}.checkpoint is required: the path of a depth network file you have "
+            "(e.g. a MiDaS-small TorchScript export); weights cannot be fetched offline"
+        )
+    options["device"] = depth.get("device", "auto")
+    return {"backend": backend, "options": options, "compressor": depth.get("compressor", "blosc-zstd")}
+
+
+def check_config(config: dict) -> None:
+    """Checks across sections, run when the workflow starts (after schema validation).
+
+    * dataset and video names are plain path components;
+    * every dataset option the chosen format needs is present;
+    * a section that asks for depth (``use_depth: true``; later stages such as
+      STC pseudo-labels and the STC tracker) requires a configured depth
+      backend — nothing fakes depth;
+    * flow gaps are positive integers.
+
+    Raises:
+        ConfigError: naming the offending key.
+    """
+    dataset = config.get("dataset", {})
+    try:
+        check_name(dataset.get("name"), "dataset")
+        for video in dataset.get("videos") or ():
+            check_name(video, "video")
+        for video in dataset.get("splits") or {}:
+            check_name(video, "video")
+    except ValueError as exc:
+        raise ConfigError(f"dataset: {exc}") from exc
+    reader_spec(dataset)
+    flow_params(config.get("flow", {"backend": "dis"}))
+    depth = config.get("depth", {})
+    if depth_enabled(depth):
+        depth_params(depth)
+    else:
+        for section, values in config.items():
+            if isinstance(values, dict) and values.get("use_depth"):
+                raise ConfigError(
+                    f"{section}.use_depth is true but depth.backend is 'none': set depth.backend "
+                    f"(e.g. 'torchscript') and depth.<backend>.checkpoint, or set {section}.use_depth: false"
+                )

@@ -1,0 +1,148 @@
+"""The flow stage: per-video forward and backward flow for each frame gap, as a Zarr artifact.
+
+Artifact ``flow/{video}.zarr`` (see ``DESIGN.md``, "Artifacts"), for every gap δ:
+
+* ``gap_<δ>/forward``: (T-δ, H, W, 2) float16, pixels, x then y;
+  ``forward[t]`` is the flow frame t -> t+δ, on frame t's pixel grid;
+* ``gap_<δ>/backward``: (T-δ, H, W, 2) float16, pixels, x then y;
+  ``backward[t]`` is the flow frame t+δ -> t, on frame t+δ's pixel grid
+  (the flow that :func:`wsvis.flow.ops.warp_mask` needs to carry masks of
+  frame t onto frame t+δ).
+
+Chunks are one flow field, ``(1, H, W, 2)``. A video with T <= δ has
+zero-length arrays for that gap.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import zarr
+from tqdm import tqdm
+
+from wsvis.flow.backends import make_flow_backend
+from wsvis.io.images import FrameError, read_image
+from wsvis.io.store import ArtifactWriter, open_artifact
+
+__all__ = ["compute_video_flow", "read_flow", "INDEX_CONVENTION"]
+
+INDEX_CONVENTION = {
+    "forward": "forward[t]: flow frame t -> t+gap, on frame t's pixel grid",
+    "backward": "backward[t]: flow frame t+gap -> t, on frame t+gap's pixel grid",
+}
+
+
+def _check_gaps(gaps: Sequence[int]) -> list[int]:
+    gaps = list(gaps)
+    if not gaps:
+        raise ValueError("flow.gaps: need at least one frame gap")
+    for g in gaps:
+        if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
+            raise ValueError(f"flow.gaps: every gap must be a positive int, got {g!r} in {gaps}")
+    if len(set(gaps)) != len(gaps):
+        raise ValueError(f"flow.gaps: repeated gap in {gaps}")
+    return sorted(int(g) for g in gaps)
+
+
+def compute_video_flow(
+    images: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    backend: str = "dis",
+    gaps: Sequence[int] = (1,),
+    backend_options: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> None:
+    """Compute forward and backward flow of one video for every gap and write the flow artifact.
+
+    Args:
+        images: the video's frame files in temporal order (T paths).
+        out: the artifact path (``results/{dataset}/flow/{video}.zarr``).
+        backend: a key of :data:`wsvis.flow.backends.FLOW_BACKENDS`.
+        gaps: frame gaps δ (positive ints); one array pair per gap.
+        backend_options: keyword options of the backend.
+        params: the whole ``flow`` config section, stored in attrs ``params``.
+        progress: show a tqdm bar over frames.
+
+    Writes ``gap_<δ>/forward`` and ``gap_<δ>/backward``, each (T-δ, H, W, 2)
+    float16 pixels (module docstring gives the index convention), with group
+    attrs ``backend``, ``backend_options``, ``gaps``, ``params``,
+    ``frame_size`` (H, W), ``units``, ``num_frames`` and ``index_convention``.
+    Written atomically: on any error nothing appears at ``out``.
+
+    Each frame is decoded once: a cache holds the last ``max(gaps)`` frames.
+
+    Raises:
+        ValueError: a bad gap (message names ``flow.gaps``), an unknown
+            backend or option, or an empty ``images`` list.
+        FrameError: a frame is unreadable or differs in size from frame 0.
+    """
+    gaps = _check_gaps(gaps)
+    images = [os.fspath(p) for p in images]
+    if not images:
+        raise ValueError("compute_video_flow: no frames given")
+    backend_options = dict(backend_options or {})
+    flow_fn = make_flow_backend(backend, **backend_options)
+    first = read_image(images[0])
+    h, w = first.shape[:2]
+    num = len(images)
+    units = {f"gap_{g}/{d}": "pixels" for g in gaps for d in ("forward", "backward")}
+    attrs = {
+        "backend": backend,
+        "backend_options": backend_options,
+        "gaps": gaps,
+        "num_frames": num,
+        "index_convention": INDEX_CONVENTION,
+    }
+    with ArtifactWriter(out, stage="flow", params=params, frame_size=(h, w), units=units, attrs=attrs) as writer:
+        arrays = {}
+        for g in gaps:
+            n = max(num - g, 0)
+            arrays[g] = tuple(
+                writer.create_array(f"gap_{g}/{d}", shape=(n, h, w, 2), dtype="float16") for d in ("forward", "backward")
+            )
+        cache: dict[int, np.ndarray] = {0: first}
+        for t in tqdm(range(num), desc=f"flow {os.path.basename(os.fspath(out))}", unit="frame", disable=not progress):
+            # frame t is the later frame of the pairs (t - g, t) for every gap g
+            if t not in cache:
+                img = read_image(images[t])
+                if img.shape != first.shape:
+                    raise FrameError(f"{images[t]}: frame size {img.shape[:2]} differs from {images[0]} {(h, w)}")
+                cache[t] = img
+            for g in gaps:
+                s = t - g
+                if s < 0:
+                    continue
+                fwd, bwd = arrays[g]
+                fwd[s] = flow_fn(cache[s], cache[t]).astype(np.float16)
+                bwd[s] = flow_fn(cache[t], cache[s]).astype(np.float16)
+            cache.pop(t - gaps[-1], None)
+
+
+def read_flow(path: str | os.PathLike, gap: int = 1, direction: str = "forward") -> zarr.Array:
+    """Open one flow array of a flow artifact (read-only, lazily loaded).
+
+    Args:
+        path: a flow artifact written by :func:`compute_video_flow`.
+        gap: the frame gap δ.
+        direction: ``"forward"`` (``[t]``: frame t -> t+δ, on frame t's grid) or
+            ``"backward"`` (``[t]``: frame t+δ -> t, on frame t+δ's grid).
+
+    Returns:
+        A zarr array of shape (T-δ, H, W, 2), dtype float16, in pixels, x then y.
+
+    Raises:
+        ArtifactError: missing, incomplete or non-flow artifact.
+        KeyError: the artifact has no such gap (the message lists the gaps it has).
+        ValueError: bad ``direction``.
+    """
+    if direction not in ("forward", "backward"):
+        raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
+    group = open_artifact(path, "flow")
+    available = list(group.attrs.get("gaps", []))
+    if gap not in available:
+        raise KeyError(f"{path}: no flow for gap {gap}; available gaps: {available}")
+    return group[f"gap_{gap}/{direction}"]
