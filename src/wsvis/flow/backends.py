@@ -140,8 +140,10 @@ class RAFTFlow:
 
     Frames are converted to float in [-1, 1] (what torchvision's
     ``OpticalFlow`` transforms produce), padded with replicate padding on the
-    bottom and right to a multiple of 8 in H and W, and the predicted flow
-    (the last of ``iters`` refinements) is cropped back to the frame size.
+    bottom and right to a multiple of 8 in H and W, and at least
+    :attr:`MIN_SIZE` (128: torchvision's correlation pyramid needs feature maps
+    of 16 x 16 at 1/8 resolution), and the predicted flow (the last of
+    ``iters`` refinements) is cropped back to the frame size.
 
     Args:
         variant: ``"small"`` or ``"large"``.
@@ -155,6 +157,8 @@ class RAFTFlow:
         FileNotFoundError: ``weights`` is a path that does not exist.
         ValueError: bad ``variant`` / ``iters`` / ``device``.
     """
+
+    MIN_SIZE = 128
 
     def __init__(self, variant: str, weights: str = "none", iters: int = 12, device: str = "auto") -> None:
         from torchvision.models import optical_flow as of
@@ -194,7 +198,9 @@ class RAFTFlow:
         for a, b in zip(imgs1, imgs2, strict=True):
             _check_pair(a, b)
         h, w = imgs1[0].shape[:2]
-        pad = (0, (-w) % 8, 0, (-h) % 8)  # left, right, top, bottom
+        pad_w = max(w + (-w) % 8, self.MIN_SIZE) - w
+        pad_h = max(h + (-h) % 8, self.MIN_SIZE) - h
+        pad = (0, pad_w, 0, pad_h)  # left, right, top, bottom
         x1 = F.pad(self._to_tensor(imgs1), pad, mode="replicate").to(self.device)
         x2 = F.pad(self._to_tensor(imgs2), pad, mode="replicate").to(self.device)
         flow = self.model(x1, x2, num_flow_updates=self.iters)[-1]

@@ -391,15 +391,14 @@ class YTVISReader:
             files = list(v.get("file_names", []))
             if not files:
                 raise ValueError(f"{self.annotations}: video id {v.get('id')} has no file_names")
-            for f in files:
-                parts = Path(f).parts
-                if Path(f).is_absolute() or ".." in parts:
-                    raise ValueError(f"{self.annotations}: file name {f!r} of video id {v.get('id')} leaves the root")
             name = str(files[0]).replace("\\", "/").split("/")[0]
             try:
                 check_name(name, "video")
             except ValueError as exc:
-                raise ValueError(f"{self.annotations}: {exc}") from exc
+                raise ValueError(f"{self.annotations}: video id {v.get('id')}: {exc}") from exc
+            for f in files:
+                if Path(f).is_absolute() or ".." in Path(f).parts:
+                    raise ValueError(f"{self.annotations}: file name {f!r} of video {name!r} leaves the root")
             if name in self._by_name:
                 raise ValueError(f"{self.annotations}: two videos with the folder {name!r}")
             self._by_name[name] = {"video": v, "annotations": anns_by_vid.get(int(v["id"]), [])}

@@ -1,0 +1,119 @@
+"""Config schema, cross-section checks, per-stage params, environment files."""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO
+from wsvis.config import ConfigError, check_config, flow_params, ingest_params
+from wsvis.io.paths import check_name
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.json")
+
+
+def load(name="config.yaml"):
+    return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
+def test_shipped_configs_validate(name):
+    config = load(name)
+    validate(config, SCHEMA)
+    check_config(config)
+    assert config["flow"]["dis"]["preset"] in {"ultrafast", "fast", "medium"}  # defaults filled in
+
+
+def test_typo_fails_with_key_name():
+    config = load()
+    config["flow"]["gapz"] = [1]
+    with pytest.raises(WorkflowError, match="gapz"):
+        validate(config, SCHEMA)
+    config = load()
+    config["flw"] = {}
+    with pytest.raises(WorkflowError, match="flw"):
+        validate(config, SCHEMA)
+
+
+def test_wrong_type_fails():
+    config = load()
+    config["flow"]["gaps"] = ["one"]
+    with pytest.raises(WorkflowError, match="one"):
+        validate(config, SCHEMA)
+
+
+def test_defaults_filled():
+    config = {"dataset": {"name": "d", "format": "frames", "root": "x"}}
+    validate(config, SCHEMA)
+    assert config["flow"]["backend"] == "dis" and config["flow"]["gaps"] == [1]
+    assert config["depth"]["backend"] == "none"
+
+
+def test_unsafe_names_rejected():
+    for bad in ("../x", "a/b", "..", "", ".hidden", None):
+        with pytest.raises(ValueError):
+            check_name(bad)
+    config = load()
+    config["dataset"]["name"] = "../escape"
+    with pytest.raises(ConfigError, match="escape"):
+        check_config(config)
+    config = load()
+    config["dataset"]["videos"] = ["dog", "../../etc"]
+    with pytest.raises(ConfigError, match="etc"):
+        check_config(config)
+
+
+def test_stage_needing_depth_fails_without_backend():
+    config = load()
+    config["stc"] = {"use_depth": True}
+    with pytest.raises(ConfigError, match="depth.backend"):
+        check_config(config)
+    config["depth"] = {"backend": "torchscript", "torchscript": {}}
+    with pytest.raises(ConfigError, match="checkpoint"):
+        check_config(config)
+
+
+def test_missing_dataset_key():
+    config = load()
+    config["dataset"] = {"name": "x", "format": "ytvis", "root": "r"}
+    with pytest.raises(ConfigError, match="dataset.annotations"):
+        check_config(config)
+
+
+def test_flow_params_only_selected_backend():
+    flow = {"backend": "dis", "gaps": [5, 1], "dis": {"preset": "fast"}, "farneback": {"levels": 9}}
+    params = flow_params(flow)
+    assert params == {"backend": "dis", "gaps": [1, 5], "options": {"preset": "fast"}, "compressor": "blosc-zstd"}
+    changed = copy.deepcopy(flow)
+    changed["farneback"]["levels"] = 2  # an unused backend's option: same params, no rerun
+    assert flow_params(changed) == params
+    with pytest.raises(ConfigError, match="flow.gaps"):
+        flow_params({"backend": "dis", "gaps": [0]})
+
+
+def test_ingest_params_per_video():
+    dataset = load()["dataset"] | {"splits": {"dog": "val"}, "videos": ["dog", "blackswan"]}
+    assert ingest_params(dataset, "dog")["split"] == "val"
+    assert ingest_params(dataset, "blackswan")["split"] == "train"
+    assert ingest_params(dataset, "blackswan")["options"]["videos"] == ["blackswan"]
+
+
+def test_conda_envs_agree_with_pyproject():
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = {re.split(r"[<>=!~ ]", d)[0]: d for d in deps}
+    envs = list((REPO / "envs").glob("*.yaml"))
+    assert envs
+    for env in envs:
+        spec = yaml.safe_load(env.read_text())
+        pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict) and "pip" in d)
+        for line in pip:
+            name = re.split(r"[<>=!~ ]", line)[0]
+            if name in pins:
+                assert line.replace(" ", "") == pins[name].replace(" ", ""), f"{env.name}: {line} vs pyproject {pins[name]}"
+        assert "torch==2.14.1" in pip and "torchvision==0.29.1" in pip
