@@ -15,12 +15,12 @@ from wsvis.config import (
 from wsvis.io.datasets import make_reader
 from wsvis.io.paths import NAME_PATTERN
 
-
 validate(config, "../workflow/schemas/config.schema.json")
 check_config(config)
 
 RESULTS = f"{config['results']}/{config['dataset']['name']}"
-READER = make_reader(*reader_spec(config["dataset"]))
+_format, _options = reader_spec(config["dataset"])
+READER = make_reader(_format, **_options)
 VIDEOS = READER.list_videos()
 DEPTH = depth_enabled(config["depth"])
 

@@ -7,15 +7,17 @@ if DEPTH:
             table=rules.ingest_video.output.table,
         output:
             zarr=directory(f"{RESULTS}/depth/{{video}}.zarr"),
-        params:
-            cfg=to_json(depth_params(config["depth"])),
         log:
             log_path("depth"),
+        conda:
+            "../envs/wsvis.yaml"
         threads: 2
         resources:
+            **gpu_request(config["depth"]["device"]),
             mem_mb=6000,
             runtime=240,
-            **gpu_request(config["depth"]["device"]),
+        params:
+            cfg=to_json(depth_params(config["depth"])),
         shell:
             "wsvis depth --table {input.table:q} --out {output.zarr:q} --params {params.cfg:q} "
             "--threads {threads} > {log:q} 2>&1"

@@ -8,15 +8,17 @@ rule flow:
         table=rules.ingest_video.output.table,
     output:
         zarr=directory(f"{RESULTS}/flow/{{video}}.zarr"),
-    params:
-        cfg=to_json(FLOW),
     log:
         log_path("flow"),
+    conda:
+        "../envs/wsvis.yaml"
     threads: 1
     resources:
+        **gpu_request(FLOW["options"].get("device")),
         mem_mb=4000,
         runtime=120,
-        **gpu_request(FLOW["options"].get("device")),
+    params:
+        cfg=to_json(FLOW),
     shell:
         "wsvis flow --table {input.table:q} --out {output.zarr:q} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
@@ -28,14 +30,16 @@ rule flow_overview:
         flow=rules.flow.output.zarr,
     output:
         png=f"{RESULTS}/viz/flow/{{video}}.png",
-    params:
-        cfg=to_json(config["viz"]),
     log:
         log_path("flow_overview"),
+    conda:
+        "../envs/wsvis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
+    params:
+        cfg=to_json(config["viz"]),
     shell:
         "wsvis viz overview --table {input.table:q} --flow {input.flow:q} -o {output.png:q} "
         "--params {params.cfg:q} > {log:q} 2>&1"

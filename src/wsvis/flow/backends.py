@@ -44,6 +44,7 @@ import torch.nn.functional as F
 __all__ = [
     "FLOW_BACKENDS",
     "make_flow_backend",
+    "build_backend",
     "resolve_device",
     "DISFlow",
     "FarnebackFlow",
@@ -219,18 +220,31 @@ FLOW_BACKENDS: dict[str, Callable[..., Any]] = {
 }
 
 
-def make_flow_backend(name: str, **options: Any):
-    """Build the flow backend ``name`` from :data:`FLOW_BACKENDS` with keyword ``options``.
+def build_backend(registry: dict[str, Callable[..., Any]], family: str, name: str, options: dict[str, Any]):
+    """Call ``registry[name](**options)`` after checking the name and the option names.
+
+    Shared by the flow and depth registries (``family`` is ``"flow"`` or
+    ``"depth"``, used in messages).
 
     Raises:
         ValueError: unknown backend name, or an option the backend does not
             take (the message names it and lists the choices).
     """
-    if name not in FLOW_BACKENDS:
-        raise ValueError(f"unknown flow backend {name!r}; choose one of {sorted(FLOW_BACKENDS)}")
-    factory = FLOW_BACKENDS[name]
-    accepted = [p for p in inspect.signature(factory).parameters]
+    if name not in registry:
+        raise ValueError(f"unknown {family} backend {name!r}; choose one of {sorted(registry)}")
+    factory = registry[name]
+    accepted = list(inspect.signature(factory).parameters)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(f"flow backend {name!r}: unknown option(s) {unknown}; it takes {accepted}")
+        raise ValueError(f"{family} backend {name!r}: unknown option(s) {unknown}; it takes {accepted}")
     return factory(**options)
+
+
+def make_flow_backend(name: str, **options: Any):
+    """Build the flow backend ``name`` of :data:`FLOW_BACKENDS` with keyword ``options``.
+
+    Raises:
+        ValueError: unknown backend name, or an option the backend does not
+            take (the message names it and lists the choices).
+    """
+    return build_backend(FLOW_BACKENDS, "flow", name, options)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from wsvis.flow.backends import make_flow_backend
 from wsvis.io.images import FrameError, read_image
-from wsvis.io.store import ArtifactWriter, open_artifact
+from wsvis.io.store import DEFAULT_COMPRESSOR, ArtifactWriter, open_artifact
 
 __all__ = ["compute_video_flow", "read_flow", "INDEX_CONVENTION"]
 
@@ -54,6 +54,7 @@ def compute_video_flow(
     gaps: Sequence[int] = (1,),
     backend_options: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
+    compressor: str = DEFAULT_COMPRESSOR,
     progress: bool = True,
 ) -> None:
     """Compute forward and backward flow of one video for every gap and write the flow artifact.
@@ -65,6 +66,7 @@ def compute_video_flow(
         gaps: frame gaps δ (positive ints); one array pair per gap.
         backend_options: keyword options of the backend.
         params: the whole ``flow`` config section, stored in attrs ``params``.
+        compressor: a key of :data:`wsvis.io.store.COMPRESSORS`.
         progress: show a tqdm bar over frames.
 
     Writes ``gap_<δ>/forward`` and ``gap_<δ>/backward``, each (T-δ, H, W, 2)
@@ -76,6 +78,7 @@ def compute_video_flow(
     Each frame is decoded once: a cache holds the last ``max(gaps)`` frames.
 
     Raises:
+        KeyError: unknown ``compressor``.
         ValueError: a bad gap (message names ``flow.gaps``), an unknown
             backend or option, or an empty ``images`` list.
         FrameError: a frame is unreadable or differs in size from frame 0.
@@ -97,7 +100,9 @@ def compute_video_flow(
         "num_frames": num,
         "index_convention": INDEX_CONVENTION,
     }
-    with ArtifactWriter(out, stage="flow", params=params, frame_size=(h, w), units=units, attrs=attrs) as writer:
+    with ArtifactWriter(
+        out, stage="flow", params=params, frame_size=(h, w), units=units, attrs=attrs, compressor=compressor
+    ) as writer:
         arrays = {}
         for g in gaps:
             n = max(num - g, 0)
@@ -105,7 +110,8 @@ def compute_video_flow(
                 writer.create_array(f"gap_{g}/{d}", shape=(n, h, w, 2), dtype="float16") for d in ("forward", "backward")
             )
         cache: dict[int, np.ndarray] = {0: first}
-        for t in tqdm(range(num), desc=f"flow {os.path.basename(os.fspath(out))}", unit="frame", disable=not progress):
+        bar = tqdm(range(num), desc=f"flow {os.path.basename(os.fspath(out))}", unit="frame", disable=not progress)
+        for t in bar:
             # frame t is the later frame of the pairs (t - g, t) for every gap g
             if t not in cache:
                 img = read_image(images[t])

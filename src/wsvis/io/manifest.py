@@ -97,8 +97,9 @@ def video_table(record: VideoRecord, categories: list[str], split: str) -> pd.Da
         bool, and per frame the instances present (non-empty mask), in instance
         id order: ``instance_ids`` list[int], ``box_classes`` list[str],
         ``boxes`` list of ``[x1, y1, x2, y2]`` float pixels (x2/y2 exclusive),
-        ``tags`` sorted unique class names. Unannotated frames have empty lists
-        (not None); ``annotated`` tells them from frames annotated with no object.
+        ``tags`` sorted unique class names; list columns hold Python lists.
+        Unannotated frames have empty lists (not None); ``annotated`` tells
+        them from frames annotated with no object.
 
     Raises:
         ValueError: an instance whose class is not in ``categories`` (names video,
@@ -134,7 +135,8 @@ def video_table(record: VideoRecord, categories: list[str], split: str) -> pd.Da
                 "boxes": boxes,
             }
         )
-    return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA).to_pandas()
+    df = pd.DataFrame(rows, columns=MANIFEST_SCHEMA.names)
+    return df.astype({"frame": "int64", "width": "int64", "height": "int64", "annotated": bool})
 
 
 def _encode(mask: np.ndarray) -> dict:

@@ -1,0 +1,134 @@
+"""The workflow end to end on one short real clip, in a temporary directory.
+
+Checks the artifacts, then what a rerun plans: nothing when nothing changed; only flow and
+its dependents when only the flow section changes; nothing for an unused backend's options.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import DEMO, REPO
+from wsvis.io.store import open_artifact
+
+pytestmark = pytest.mark.workflow
+
+FRAMES = 4
+
+
+def snakemake(workdir, *args, check=True):
+    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
+           str(workdir / "config.yaml"), "--cores", "2", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def planned(workdir) -> dict[str, int]:
+    """Jobs a dry run would execute, per rule."""
+    out = snakemake(workdir, "-n", "--quiet", "rules").stdout
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M) if m.group(1) != "total"}
+
+
+def write_config(workdir, **changes):
+    config = yaml.safe_load((workdir / "base.yaml").read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        config.setdefault(section, {})[key] = value
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("workflow")
+    data = wd / "clip"
+    for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
+        (data / sub / "dog").mkdir(parents=True)
+        for t in range(FRAMES):
+            shutil.copy(DEMO / sub / "dog" / f"{t:05d}.{ext}", data / sub / "dog")
+    shutil.copy(DEMO / "labels.csv", data / "labels.csv")
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    base["dataset"].update(name="clip", root=str(data), classes_csv=str(data / "labels.csv"))
+    base["viz"]["overview_frames"] = 2
+    (wd / "base.yaml").write_text(yaml.safe_dump(base))
+    write_config(wd)
+    snakemake(wd)
+    return wd
+
+
+def test_artifacts(workdir):
+    res = workdir / "results" / "clip"
+    manifest = pd.read_parquet(res / "manifest.parquet")
+    assert len(manifest) == FRAMES and set(manifest["video"]) == {"dog"}
+    assert list(manifest["frame"]) == list(range(FRAMES))
+    assert all(list(tags) == ["dog"] for tags in manifest["tags"])
+    gt = json.loads((res / "gt.json").read_text())
+    assert [c["name"] for c in gt["categories"]] == ["bird", "car", "dog"]
+    assert len(gt["videos"]) == 1 and len(gt["annotations"]) == 1
+    group = open_artifact(res / "flow" / "dog.zarr", "flow")
+    fwd, bwd = group["gap_1/forward"], group["gap_1/backward"]
+    assert fwd.shape == bwd.shape == (FRAMES - 1, 240, 427, 2) and fwd.dtype == np.float16
+    assert np.isfinite(fwd[:]).all() and np.abs(fwd[:]).max() > 0.1  # a real clip moves
+    assert (res / "viz" / "flow" / "dog.png").stat().st_size > 1000
+
+
+def test_rerun_plans_nothing(workdir):
+    assert planned(workdir) == {}
+
+
+def test_flow_change_reruns_flow_and_dependents_only(workdir):
+    try:
+        write_config(workdir, **{"flow.dis": {"preset": "fast"}})
+        assert planned(workdir) == {"all": 1, "flow": 1, "flow_overview": 1}
+        write_config(workdir, **{"flow.farneback": {"levels": 5}})  # not the selected backend
+        assert planned(workdir) == {}
+        write_config(workdir, **{"viz.overview_width": 200})
+        assert planned(workdir) == {"all": 1, "flow_overview": 1}
+    finally:
+        write_config(workdir)
+
+
+def test_config_typo_fails_at_start(workdir):
+    write_config(workdir, **{"flow.gapz": [1]})
+    try:
+        out = snakemake(workdir, "-n", check=False)
+        assert out.returncode != 0 and "gapz" in out.stdout + out.stderr
+    finally:
+        write_config(workdir)
+
+
+def test_cli_looks_at_results(workdir, tmp_path):
+    flow = workdir / "results" / "clip" / "flow" / "dog.zarr"
+    out = subprocess.run(["wsvis", "inspect", str(flow)], capture_output=True, text=True, check=True).stdout
+    assert "gap_1/forward: shape=(3, 240, 427, 2) dtype=float16 chunks=(1, 240, 427, 2)" in out
+    png = tmp_path / "f.png"
+    subprocess.run(["wsvis", "viz", "flow", str(flow), "--frame", "1", "-o", str(png)], check=True)
+    assert png.stat().st_size > 1000
+    bad = subprocess.run(["wsvis", "viz", "flow", str(flow), "--frame", "7", "-o", str(png)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "out of range" in bad.stderr
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "davis2016.yaml", "davis_composites.yaml"])
+def test_shipped_configs_dry_run(name, tmp_path):
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    root = (REPO / config["dataset"]["root"]).resolve()
+    if not root.exists():
+        pytest.skip(f"{root} not available")
+    for key in ("root", "classes_csv"):
+        if config["dataset"].get(key):
+            config["dataset"][key] = str((REPO / config["dataset"][key]).resolve())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    out = subprocess.run(["snakemake", "-n", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile",
+                          str(tmp_path / "config.yaml"), "--cores", "2", "--quiet", "rules"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^flow\s+\d+$", out.stdout, re.M)
