@@ -18,6 +18,6 @@ rule all:
     default_target: True
     input:
         rules.manifest.output,
-        expand(rules.flow.output.zarr, video=VIDEOS),
-        expand(rules.flow_overview.output.png, video=VIDEOS),
-        expand(f"{RESULTS}/depth/{{video}}.zarr", video=VIDEOS) if DEPTH else [],
+        expand(FLOW_ZARR, video=VIDEOS),
+        expand(FLOW_OVERVIEW, video=VIDEOS),
+        expand(DEPTH_ZARR, video=VIDEOS) if DEPTH else [],

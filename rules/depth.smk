@@ -1,12 +1,14 @@
 # Monocular depth (wsvis.depth). Only part of the workflow when depth.backend is not 'none'.
 
+DEPTH_ZARR = f"{RESULTS}/depth/{{video}}.zarr"
+
 if DEPTH:
 
     rule depth:
         input:
             table=rules.ingest_video.output.table,
         output:
-            zarr=directory(f"{RESULTS}/depth/{{video}}.zarr"),
+            zarr=directory(DEPTH_ZARR),
         log:
             log_path("depth"),
         conda:

@@ -1,13 +1,15 @@
 # Optical flow (wsvis.flow): forward/backward flow per frame gap, and an overview picture per video.
 
 FLOW = flow_params(config["flow"])
+FLOW_ZARR = f"{RESULTS}/flow/{{video}}.zarr"
+FLOW_OVERVIEW = f"{RESULTS}/viz/flow/{{video}}.png"
 
 
 rule flow:
     input:
         table=rules.ingest_video.output.table,
     output:
-        zarr=directory(f"{RESULTS}/flow/{{video}}.zarr"),
+        zarr=directory(FLOW_ZARR),
     log:
         log_path("flow"),
     conda:
@@ -29,7 +31,7 @@ rule flow_overview:
         table=rules.ingest_video.output.table,
         flow=rules.flow.output.zarr,
     output:
-        png=f"{RESULTS}/viz/flow/{{video}}.png",
+        png=FLOW_OVERVIEW,
     log:
         log_path("flow_overview"),
     conda:

@@ -1,12 +1,16 @@
 # Dataset ingestion (wsvis.io): per-video frame tables, then manifest.parquet + gt.json.
 
+# Path patterns used with expand() (rules.X.output carries storage flags that expand() rejects).
+INGEST_TABLE = f"{RESULTS}/ingest/{{video}}.parquet"
+INGEST_GT = f"{RESULTS}/ingest/{{video}}.gt.json"
+
 
 rule ingest_video:
     input:
         lambda wc: READER.sources(wc.video),
     output:
-        table=f"{RESULTS}/ingest/{{video}}.parquet",
-        gt=f"{RESULTS}/ingest/{{video}}.gt.json",
+        table=INGEST_TABLE,
+        gt=INGEST_GT,
     log:
         log_path("ingest"),
     conda:
@@ -26,8 +30,8 @@ rule ingest_video:
 
 rule manifest:
     input:
-        tables=expand(rules.ingest_video.output.table, video=VIDEOS),
-        gts=expand(rules.ingest_video.output.gt, video=VIDEOS),
+        tables=expand(INGEST_TABLE, video=VIDEOS),
+        gts=expand(INGEST_GT, video=VIDEOS),
     output:
         manifest=f"{RESULTS}/manifest.parquet",
         gt=f"{RESULTS}/gt.json",

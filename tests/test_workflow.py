@@ -14,6 +14,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from conftest import DEMO, REPO
@@ -132,3 +133,31 @@ def test_shipped_configs_dry_run(name, tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert re.search(r"^flow\s+\d+$", out.stdout, re.M)
+
+
+class _TinyDepth(torch.nn.Module):
+    """A stand-in depth network file (conv + channel mean), as a user's TorchScript export."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).mean(dim=1)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_depth_stage_joins_when_configured(workdir):
+    checkpoint = workdir / "tiny_depth.pt"
+    torch.jit.script(_TinyDepth()).save(str(checkpoint))
+    depth = {"backend": "torchscript", "device": "cpu", "torchscript": {"checkpoint": str(checkpoint), "input_size": 64}}
+    try:
+        write_config(workdir, **{"depth.backend": depth["backend"], "depth.device": "cpu",
+                                 "depth.torchscript": depth["torchscript"]})
+        assert planned(workdir) == {"all": 1, "depth": 1}  # flow and ingest untouched
+        snakemake(workdir)
+        group = open_artifact(workdir / "results" / "clip" / "depth" / "dog.zarr", "depth")
+        assert group["depth"].shape == (FRAMES, 240, 427) and group["depth"].dtype == np.float16
+    finally:
+        write_config(workdir)
+    assert planned(workdir) == {}  # without depth configured, the depth rule is not in the DAG
