@@ -26,7 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsvis.flow.backends import build_backend, resolve_device
+from wsvis.flow.backends import build_backend
+from wsvis.torchutil import resolve_device
 
 __all__ = ["DEPTH_BACKENDS", "make_depth_backend", "TorchScriptDepth", "IMAGENET_MEAN", "IMAGENET_STD"]
 

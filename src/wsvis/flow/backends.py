@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from typing import Any, Callable
 
 import cv2
@@ -41,30 +40,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wsvis.torchutil import load_state_dict_file, resolve_device
+
+
 __all__ = [
     "FLOW_BACKENDS",
     "make_flow_backend",
     "build_backend",
-    "resolve_device",
     "DISFlow",
     "FarnebackFlow",
     "RAFTFlow",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> cuda if available else cpu; ``"cpu"`` / ``"cuda"`` / ``"cuda:N"`` as given.
-
-    Raises:
-        ValueError: another string.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu" or device.startswith("cuda"):
-        return torch.device(device)
-    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
 
 
 def _check_pair(img1: np.ndarray, img2: np.ndarray) -> None:
@@ -182,10 +170,8 @@ class RAFTFlow:
         elif weights == "default":
             model = build(weights=weight_enum.DEFAULT, progress=False)
         else:
-            if not os.path.isfile(weights):
-                raise FileNotFoundError(f"{self.name}: weights file not found: {weights}")
             model = build(weights=None)
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            model.load_state_dict(load_state_dict_file(weights))
         self.model = model.eval().to(self.device)
 
     @staticmethod

@@ -1,0 +1,1 @@
+"""Networks built on torchvision: backbones (and, later, Mask R-CNN and CondInst)."""

@@ -1,0 +1,185 @@
+"""Torch plumbing shared by every trained stage: device choice, weight files, checkpoints, logs.
+
+Checkpoints follow torchvision's ``references/detection`` layout, a dict
+``{model, optimizer, lr_scheduler, iteration, config, rng}``, written
+atomically, so an interrupted training resumes with one call and — on CPU with
+a fixed seed — ends with the same weights as an uninterrupted run (the RNG
+states of torch, numpy and Python's ``random`` are saved too).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wsvis.io.store import atomic_file
+
+__all__ = [
+    "resolve_device",
+    "seed_everything",
+    "load_state_dict_file",
+    "save_checkpoint",
+    "load_checkpoint",
+    "latest_checkpoint",
+    "TrainLog",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "to_tensor",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> cuda if available else cpu; ``"cpu"`` / ``"cuda"`` / ``"cuda:N"`` as given.
+
+    Raises:
+        ValueError: another string.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu" or device.startswith("cuda"):
+        return torch.device(device)
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) for a repeatable run."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_tensor(img: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32, scaled to [0, 1] then normalised by ``mean``/``std``."""
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
+    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a weights file safely (``torch.load(..., weights_only=True)``).
+
+    Accepts a plain state_dict or a checkpoint dict with a ``model`` entry.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (message names it).
+        ValueError: the file holds no state_dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: not a state_dict of tensors")
+    return obj
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state()[1].tolist(),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "python": list(random.getstate()[1]),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate((3, tuple(state["python"]), None))
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    iteration: int,
+    config: dict | None = None,
+    lr_scheduler: Any = None,
+) -> None:
+    """Write a resumable checkpoint atomically (see module docstring for its keys)."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "lr_scheduler": lr_scheduler.state_dict() if lr_scheduler is not None else None,
+        "iteration": int(iteration),
+        "config": config or {},
+        "rng": _rng_state(),
+    }
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr_scheduler: Any = None,
+    restore_rng: bool = True,
+) -> int:
+    """Restore model/optimizer/scheduler/RNG from ``path``; return the iteration it was saved at.
+
+    Loaded with ``weights_only=True`` (no arbitrary code from a checkpoint file).
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if lr_scheduler is not None and state.get("lr_scheduler") is not None:
+        lr_scheduler.load_state_dict(state["lr_scheduler"])
+    if restore_rng and state.get("rng"):
+        _set_rng_state(state["rng"])
+    return int(state["iteration"])
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """The checkpoint ``ckpt_<iteration>.pt`` with the highest iteration in ``folder``, or None."""
+    folder = Path(folder)
+    found = sorted(folder.glob("ckpt_*.pt"), key=lambda p: int(p.stem.split("_")[1])) if folder.is_dir() else []
+    return found[-1] if found else None
+
+
+class TrainLog:
+    """``train_log.csv`` with one row per logged iteration (iteration, losses, lr, seconds).
+
+    On resume from iteration ``k``, rows after ``k`` (written after the last
+    checkpoint by the interrupted run) are dropped so the log matches the
+    weights.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume_iteration: int = 0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = []
+        if resume_iteration > 0 and self.path.exists():
+            with open(self.path, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["iteration"]) <= resume_iteration]
+        self.fields: list[str] | None = list(rows[0].keys()) if rows else None
+        self._rows = rows
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        with atomic_file(self.path) as tmp, open(tmp, "w", newline="") as fh:
+            if self.fields:
+                writer = csv.DictWriter(fh, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(self._rows)
+
+    def log(self, **row: Any) -> None:
+        """Append one row; the first row fixes the columns."""
+        row = {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+        if self.fields is None:
+            self.fields = list(row)
+        self._rows.append(row)
+        self._rewrite()
