@@ -107,3 +107,4 @@ def test_atomic_file(tmp_path):
             tmp.write_text("half")
             raise ValueError
     assert target.read_text() == "{}" and os.listdir(tmp_path) == ["t.json"]
+

@@ -25,7 +25,20 @@ __all__ = [
     "depth_params",
     "depth_enabled",
     "to_json",
+    "IRN_VARIANTS",
+    "cam_train_params",
+    "cam_infer_params",
+    "irn_train_params",
+    "irn_infer_params",
 ]
+
+#: flowIRN Table 4: variant -> (CAMs used for IR labels and instances, flow-boundary loss on?).
+IRN_VARIANTS: dict[str, tuple[str, bool]] = {
+    "irn": ("cam", False),
+    "irn_fcam": ("fcam", False),
+    "irn_fbound": ("cam", True),
+    "flowirn": ("fcam", True),
+}
 
 # Options of the dataset section that each reader takes (the rest select
 # videos and splits, which the workflow handles per video).
@@ -167,3 +180,36 @@ def check_config(config: dict) -> None:
                     f"{section}.use_depth is true but depth.backend is 'none': set depth.backend "
                     f"(e.g. 'torchscript') and depth.<backend>.checkpoint, or set {section}.use_depth: false"
                 )
+
+
+def cam_train_params(cam: dict) -> dict:
+    """Params of CAM classifier training: backbone, weights, device, schedule (not inference keys)."""
+    return {k: cam[k] for k in ("backbone", "weights", "device", "train")}
+
+
+def cam_infer_params(cam: dict) -> dict:
+    """Params of per-video CAM / f-CAM inference: scales, f-CAM settings, device."""
+    return {k: cam[k] for k in ("scales", "fcam", "device")}
+
+
+def _variant(variant: str) -> tuple[str, bool]:
+    if variant not in IRN_VARIANTS:
+        raise ConfigError(f"irn.variants: unknown variant {variant!r}; choose from {sorted(IRN_VARIANTS)}")
+    return IRN_VARIANTS[variant]
+
+
+def irn_train_params(irn: dict, variant: str) -> dict:
+    """Params of IRN training for one variant: the CAM source, whether the flow-boundary
+    loss is on (with its lambda only then), backbone, weights, device and schedule."""
+    source, flow_boundary = _variant(variant)
+    params = {k: irn[k] for k in ("backbone", "weights", "device", "train")}
+    params.update(source=source, flow_boundary=flow_boundary)
+    if flow_boundary:
+        params["lam"] = irn["flow_boundary_lambda"]
+    return params
+
+
+def irn_infer_params(irn: dict, variant: str) -> dict:
+    """Params of per-video instance pseudo-label inference for one variant."""
+    source, _ = _variant(variant)
+    return {"source": source, "device": irn["device"], **irn["infer"]}

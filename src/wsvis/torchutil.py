@@ -10,8 +10,10 @@ states of torch, numpy and Python's ``random`` are saved too).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "latest_checkpoint",
+    "prepare_checkpoint_dir",
     "TrainLog",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -148,6 +151,26 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     folder = Path(folder)
     found = sorted(folder.glob("ckpt_*.pt"), key=lambda p: int(p.stem.split("_")[1])) if folder.is_dir() else []
     return found[-1] if found else None
+
+
+def prepare_checkpoint_dir(folder: str | os.PathLike, config: dict) -> Path:
+    """Make ``folder`` hold only checkpoints of a run with this ``config``.
+
+    Checkpoints outlive a killed job on purpose (the rerun resumes from them);
+    but a rerun with *changed* parameters must start afresh, so the folder's
+    ``config.json`` is compared with ``config`` and the folder is emptied when
+    they differ.
+    """
+    folder = Path(folder)
+    stamp = folder / "config.json"
+    wanted = json.dumps(config, sort_keys=True, default=str)
+    if folder.exists() and (not stamp.exists() or stamp.read_text() != wanted):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not stamp.exists():
+        with atomic_file(stamp) as tmp:
+            tmp.write_text(wanted)
+    return folder
 
 
 class TrainLog:
