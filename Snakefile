@@ -12,6 +12,9 @@ include: "rules/common.smk"
 include: "rules/ingest.smk"
 include: "rules/flow.smk"
 include: "rules/depth.smk"
+include: "rules/cam.smk"
+include: "rules/irn.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:
@@ -21,3 +24,6 @@ rule all:
         expand(FLOW_ZARR, video=VIDEOS),
         expand(FLOW_OVERVIEW, video=VIDEOS),
         expand(DEPTH_ZARR, video=VIDEOS) if DEPTH else [],
+        rules.pseudo_label_table.output.csv,
+        expand(CAM_VIZ, video=VIDEOS),
+        expand(PSEUDO_VIZ, variant=PSEUDO_VARIANTS, video=VIDEOS),

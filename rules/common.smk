@@ -4,11 +4,16 @@ import json
 from snakemake.utils import validate
 
 from wsvis.config import (
+    IRN_VARIANTS,
+    cam_infer_params,
+    cam_train_params,
     check_config,
     depth_enabled,
     depth_params,
     flow_params,
     ingest_params,
+    irn_infer_params,
+    irn_train_params,
     reader_spec,
     to_json,
 )
@@ -23,10 +28,16 @@ _format, _options = reader_spec(config["dataset"])
 READER = make_reader(_format, **_options)
 VIDEOS = READER.list_videos()
 DEPTH = depth_enabled(config["depth"])
+TRAIN_VIDEOS = [
+    v for v in VIDEOS if ingest_params(config["dataset"], v)["split"] == "train"
+]
+# Pseudo-label variants: the CAM floor plus the configured IRN variants (flowIRN Table 4).
+PSEUDO_VARIANTS = ["cam", *config["irn"]["variants"]]
 
 
 wildcard_constraints:
     video=NAME_PATTERN,
+    variant="|".join(["cam", *IRN_VARIANTS]),
 
 
 def log_path(stage):
@@ -41,3 +52,13 @@ def gpu_request(device):
     'gpu' key, even 0, as a GPU request.
     """
     return {"gpu": 1} if device in ("auto", "cuda") else {}
+
+
+def irn_source(variant):
+    """CAMs ('cam' or 'fcam') an IRN variant learns from."""
+    return IRN_VARIANTS[variant][0]
+
+
+def irn_flow_boundary(variant):
+    """Whether an IRN variant trains with the flow-boundary loss (flowIRN Eq. 3)."""
+    return IRN_VARIANTS[variant][1]

@@ -117,3 +117,24 @@ def test_conda_envs_agree_with_pyproject():
             if name in pins:
                 assert line.replace(" ", "") == pins[name].replace(" ", ""), f"{env.name}: {line} vs pyproject {pins[name]}"
         assert "torch==2.14.1" in pip and "torchvision==0.29.1" in pip
+
+
+def test_fcam_needs_gap_one():
+    config = load()
+    validate(config, SCHEMA)
+    config["flow"]["gaps"] = [5]
+    with pytest.raises(ConfigError, match="flow.gaps must include 1"):
+        check_config(config)
+
+
+def test_irn_variant_params():
+    from wsvis.config import irn_infer_params, irn_train_params
+
+    config = load()
+    validate(config, SCHEMA)
+    irn = config["irn"]
+    assert irn_train_params(irn, "irn")["source"] == "cam" and "lam" not in irn_train_params(irn, "irn")
+    assert irn_train_params(irn, "flowirn")["flow_boundary"] and irn_train_params(irn, "flowirn")["lam"] == 2.0
+    assert irn_infer_params(irn, "irn_fcam")["source"] == "fcam"
+    with pytest.raises(ConfigError, match="unknown variant"):
+        irn_train_params(irn, "irnx")

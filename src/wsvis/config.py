@@ -154,7 +154,8 @@ def check_config(config: dict) -> None:
     * a section that asks for depth (``use_depth: true``; later stages such as
       STC pseudo-labels and the STC tracker) requires a configured depth
       backend — nothing fakes depth;
-    * flow gaps are positive integers.
+    * flow gaps are positive integers, and include 1 when CAMs are configured;
+    * IRN variants are known names.
 
     Raises:
         ConfigError: naming the offending key.
@@ -169,7 +170,11 @@ def check_config(config: dict) -> None:
     except ValueError as exc:
         raise ConfigError(f"dataset: {exc}") from exc
     reader_spec(dataset)
-    flow_params(config.get("flow", {"backend": "dis"}))
+    flow = flow_params(config.get("flow", {"backend": "dis"}))
+    if "cam" in config and 1 not in flow["gaps"]:
+        raise ConfigError("flow.gaps must include 1: f-CAMs (cam.fcam, flowIRN Eq. 2) use the flow t -> t+1")
+    for variant in config.get("irn", {}).get("variants", ()):
+        _variant(variant)
     depth = config.get("depth", {})
     if depth_enabled(depth):
         depth_params(depth)

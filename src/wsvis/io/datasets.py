@@ -742,7 +742,8 @@ class VideoFileReader:
     def read_video(self, video: str, frames_dir: str | os.PathLike | None = None) -> VideoRecord:
         """Decode the video file and write its frames as ``frames_dir/00000.<frame_format>``, ...
 
-        Each frame file is written atomically. ``masks`` None.
+        Each frame file is written atomically; frame files beyond the video's
+        length (from an earlier extraction) are removed. ``masks`` None.
 
         Raises:
             ValueError: ``frames_dir`` None; the file yields no frame (corrupt or
@@ -778,6 +779,9 @@ class VideoFileReader:
             cap.release()
         if size is None:
             raise FrameError(f"{path}: no frame could be decoded (corrupt or unsupported video file)")
+        # Frames left by an earlier, longer extraction would otherwise look like part of this video.
+        for stale in set(out.glob(f"*.{self.frame_format}")) - {Path(p) for p in images}:
+            stale.unlink()
         return VideoRecord(video, images, int(size[0]), int(size[1]), None, {}, [False] * len(images))
 
 
