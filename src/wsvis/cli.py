@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -78,10 +79,101 @@ def cmd_depth(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_cam_train(args: argparse.Namespace) -> None:
+    from wsvis.cam.train import train_cam
+    from wsvis.io.manifest import read_manifest
+    from wsvis.torchutil import prepare_checkpoint_dir
+
+    _set_threads(args.threads)
+    cfg = json.loads(args.params)
+    prepare_checkpoint_dir(f"{args.out_dir}/checkpoints", cfg)
+    train_cam(
+        read_manifest(args.manifest),
+        json.loads(args.categories),
+        args.out_dir,
+        backbone=cfg["backbone"],
+        weights=cfg["weights"],
+        device=cfg["device"],
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["train"].items()},
+    )
+
+
+def cmd_cam_infer(args: argparse.Namespace) -> None:
+    from wsvis.cam.stage import compute_video_cams
+    from wsvis.io.manifest import read_video_table
+
+    _set_threads(args.threads)
+    cfg = json.loads(args.params)
+    table = read_video_table(args.table).sort_values("frame")
+    compute_video_cams(
+        table["image"].tolist(),
+        [list(t) for t in table["tags"]],
+        _model_categories(args.model),
+        args.model,
+        args.flow,
+        args.out,
+        scales=cfg["scales"],
+        device=cfg["device"],
+        params=cfg,
+        **cfg["fcam"],
+    )
+
+
+def _model_categories(model_path: str) -> list[str]:
+    import torch
+
+    return list(torch.load(model_path, map_location="cpu", weights_only=True)["categories"])
+
+
+def cmd_cam_floor(args: argparse.Namespace) -> None:
+    from wsvis.cam.floor import compute_cam_floor
+
+    compute_cam_floor(args.cam, args.out, source=args.source, threshold=args.threshold,
+                      params={"threshold": args.threshold, "source": args.source})
+
+
+def cmd_evaluate_pseudo(args: argparse.Namespace) -> None:
+    from wsvis.evaluate.pseudo import pseudo_label_metrics
+    from wsvis.io.store import atomic_file
+
+    videos = json.loads(args.videos)
+    if len(videos) != len(args.pseudo):
+        raise ValueError(f"--videos names {len(videos)} videos but --pseudo gives {len(args.pseudo)} artifacts")
+    gt = json.loads(Path(args.gt).read_text())
+    row = pseudo_label_metrics(gt, dict(zip(videos, args.pseudo)), args.variant)
+    with atomic_file(args.out) as tmp:
+        tmp.write_text(json.dumps(row, indent=1, default=float))
+
+
+def cmd_evaluate_table(args: argparse.Namespace) -> None:
+    from wsvis.evaluate.pseudo import write_pseudo_label_table
+
+    rows = [json.loads(Path(p).read_text()) for p in args.rows]
+    print(write_pseudo_label_table(rows, args.out).to_string(index=False))
+
+
+def _viz_cfg(params: str | None) -> dict:
+    cfg = json.loads(params) if params else {}
+    return {"frames": cfg.get("overview_frames", 6), "width": cfg.get("overview_width", 320)}
+
+
+def cmd_viz_cam(args: argparse.Namespace) -> None:
+    from wsvis.viz.overlay import cam_overlay
+
+    cam_overlay(_images(args.table), args.cam, args.output, **_viz_cfg(args.params))
+
+
+def cmd_viz_pseudo(args: argparse.Namespace) -> None:
+    from wsvis.viz.overlay import pseudo_overlay
+
+    pseudo_overlay(_images(args.table), args.pseudo, args.output, **_viz_cfg(args.params))
+
+
 def cmd_viz_flow(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from wsvis.viz.flow import flow_picture, write_png
+    from wsvis.viz.flow import flow_picture
+    from wsvis.viz.sheet import write_png
 
     picture = flow_picture(args.flow, args.frame, gap=args.gap, direction=args.direction)
     if args.image:
@@ -148,6 +240,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_depth)
 
+    cam = sub.add_parser("cam", help="CAM classifier, CAMs / f-CAMs, CAM floor pseudo-labels").add_subparsers(
+        dest="what", required=True, metavar="WHAT"
+    )
+    p = cam.add_parser("train", help="train the multi-label classifier on the manifest's class tags")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out-dir", required=True, help="gets model.pt, train_log.csv, checkpoints/")
+    p.add_argument("--params", required=True, help="JSON from wsvis.config.cam_train_params")
+    p.add_argument("--categories", required=True, help="JSON list of class names in id order")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_cam_train)
+    p = cam.add_parser("infer", help="CAMs and f-CAMs of one video into cam/{video}.zarr")
+    p.add_argument("--table", required=True)
+    p.add_argument("--flow", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", required=True, help="JSON from wsvis.config.cam_infer_params")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_cam_infer)
+    p = cam.add_parser("floor", help="CAM floor pseudo-labels: one instance per connected class region")
+    p.add_argument("--cam", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--threshold", type=float, default=0.15)
+    p.add_argument("--source", choices=["cam", "fcam"], default="cam")
+    p.set_defaults(func=cmd_cam_floor)
+
+    ev = sub.add_parser("evaluate", help="metrics").add_subparsers(dest="what", required=True, metavar="WHAT")
+    p = ev.add_parser("pseudo", help="pseudo-label quality of one variant against gt.json")
+    p.add_argument("--gt", required=True)
+    p.add_argument("--pseudo", nargs="+", required=True, help="pseudo/{variant}/{video}.zarr, in --videos order")
+    p.add_argument("--videos", required=True, help="JSON list of video names")
+    p.add_argument("--variant", required=True)
+    p.add_argument("--out", required=True, help="JSON row")
+    p.set_defaults(func=cmd_evaluate_pseudo)
+    p = ev.add_parser("table", help="join per-variant JSON rows into metrics/pseudo_labels.csv")
+    p.add_argument("--rows", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate_table)
+
     viz = sub.add_parser("viz", help="pictures of artifacts").add_subparsers(dest="what", required=True, metavar="WHAT")
     p = viz.add_parser("flow", help="colour-code one flow field of a flow .zarr")
     p.add_argument("flow", help="flow/{video}.zarr")
@@ -163,6 +293,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--params", default=None, help="JSON viz section")
     p.set_defaults(func=cmd_viz_overview)
+
+    p = viz.add_parser("cam", help="per-video sheet of CAM and f-CAM overlays")
+    p.add_argument("--table", required=True)
+    p.add_argument("--cam", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--params", default=None, help="JSON viz section")
+    p.set_defaults(func=cmd_viz_cam)
+    p = viz.add_parser("pseudo", help="per-video sheet of pseudo-label instances")
+    p.add_argument("--table", required=True)
+    p.add_argument("--pseudo", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--params", default=None, help="JSON viz section")
+    p.set_defaults(func=cmd_viz_pseudo)
 
     p = sub.add_parser("inspect", help="print arrays, shapes, dtypes, chunking and attrs of .zarr artifacts")
     p.add_argument("paths", nargs="+")

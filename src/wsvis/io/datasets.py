@@ -30,10 +30,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_util
 
 from wsvis.io.images import FrameError, read_image, read_mask
 from wsvis.io.paths import check_name
+from wsvis.io.rle import decode_rle
 from wsvis.io.store import atomic_file
 
 __all__ = [
@@ -160,17 +160,6 @@ def _present_ids(masks: list[np.ndarray | None]) -> list[int]:
         if m is not None:
             ids.update(int(i) for i in np.unique(m) if i)
     return sorted(ids)
-
-
-def _rle_decode(rle: dict, height: int, width: int) -> np.ndarray:
-    """Decode a COCO RLE (``counts`` list = uncompressed, str/bytes = compressed) to (H, W) uint8."""
-    counts = rle["counts"]
-    size = rle.get("size", [height, width])
-    if isinstance(counts, list):
-        rle = mask_util.frPyObjects({"counts": counts, "size": list(size)}, int(size[0]), int(size[1]))
-    else:
-        rle = {"counts": counts.encode() if isinstance(counts, str) else counts, "size": list(size)}
-    return mask_util.decode(rle)
 
 
 # --------------------------------------------------------------------------- DAVIS
@@ -501,7 +490,7 @@ class YTVISReader:
                         f"{self.annotations}: video {video!r} frame {t} instance {iid}: RLE size "
                         f"{size[1]}x{size[0]} != frame size {w}x{h}"
                     )
-                m = _rle_decode(rle, h, w).astype(bool)
+                m = decode_rle(rle, h, w).astype(bool)
                 if m.any():
                     masks[t][m] = iid  # later annotations overwrite earlier ones on overlap
                     present = True
@@ -617,7 +606,7 @@ class MOTSReader:
         ids = {obj: k + 1 for k, obj in enumerate(sorted({r[1] for r in rows}))}
         masks = [np.zeros((h, w), np.uint16) for _ in images]
         for t, obj, cls, rle in rows:
-            m = mask_util.decode({"size": [h, w], "counts": rle.encode()}).astype(bool)
+            m = decode_rle({"size": [h, w], "counts": rle}, h, w).astype(bool)
             masks[t][m] = ids[obj]
             record.instance_classes[ids[obj]] = self.class_names[cls]
         present = set(_present_ids(masks))

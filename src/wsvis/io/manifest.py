@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pycocotools import mask as mask_util
 
 from wsvis import __version__
-from wsvis.io.datasets import VideoRecord, _rle_decode
+from wsvis.io.datasets import VideoRecord
+from wsvis.io.rle import decode_rle, encode_mask
 from wsvis.io.store import atomic_file
 
 __all__ = [
@@ -139,11 +139,6 @@ def video_table(record: VideoRecord, categories: list[str], split: str) -> pd.Da
     return df.astype({"frame": "int64", "width": "int64", "height": "int64", "annotated": bool})
 
 
-def _encode(mask: np.ndarray) -> dict:
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def video_gt(record: VideoRecord, categories: list[str]) -> dict:
     """YouTube-VIS ground-truth fragment of one video.
 
@@ -181,7 +176,7 @@ def video_gt(record: VideoRecord, categories: list[str]) -> dict:
                 areas.append(None)
                 bboxes.append(None)
                 continue
-            rle = _encode(binary)
+            rle = encode_mask(binary)
             segs.append(rle)
             areas.append(int(binary.sum()))
             x1, y1, x2, y2 = mask_boxes(binary.astype(np.uint8), [1])[0]
@@ -362,5 +357,5 @@ def load_gt_masks(gt: dict, video_name: str) -> tuple[np.ndarray, np.ndarray]:
     for k, ann in enumerate(anns):
         for f, rle in enumerate(ann["segmentations"]):
             if rle:
-                masks[f, k] = _rle_decode(rle, h, w).astype(bool)
+                masks[f, k] = decode_rle(rle, h, w).astype(bool)
     return masks, np.array([int(a["category_id"]) for a in anns], dtype=np.int64)

@@ -11,16 +11,10 @@ import numpy as np
 from wsvis.flow.ops import fb_consistency, flow_to_color
 from wsvis.flow.stage import read_flow
 from wsvis.io.images import read_image
-from wsvis.io.store import atomic_file, open_artifact
+from wsvis.io.store import open_artifact
+from wsvis.viz.sheet import spaced, tile, write_png
 
-__all__ = ["flow_picture", "flow_overview", "write_png"]
-
-
-def write_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 RGB picture to ``path`` atomically."""
-    with atomic_file(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"{path}: OpenCV could not write the picture")
+__all__ = ["flow_picture", "flow_overview"]
 
 
 def flow_picture(flow_path: str | os.PathLike, frame: int, gap: int = 1, direction: str = "forward") -> np.ndarray:
@@ -46,14 +40,6 @@ def flow_picture(flow_path: str | os.PathLike, frame: int, gap: int = 1, directi
     return flow_to_color(np.asarray(arr[frame], dtype=np.float32))
 
 
-def _tile(img: np.ndarray, width: int, label: str) -> np.ndarray:
-    h = max(1, round(img.shape[0] * width / img.shape[1]))
-    tile = cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA)
-    cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-    return tile
-
-
 def flow_overview(
     images: list[str], flow_path: str | os.PathLike, out: str | os.PathLike, *, overview_frames: int = 6,
     overview_width: int = 320,
@@ -76,8 +62,8 @@ def flow_overview(
     n_pairs = fwd.shape[0]
     rows = []
     if n_pairs == 0:
-        rows.append(_tile(read_image(images[0]), overview_width, f"{Path(images[0]).name}: no flow pairs"))
-    for t in np.unique(np.linspace(0, n_pairs - 1, num=min(overview_frames, n_pairs)).round().astype(int)) if n_pairs else []:
+        rows.append(tile(read_image(images[0]), overview_width, f"{Path(images[0]).name}: no flow pairs"))
+    for t in spaced(n_pairs, overview_frames):
         f, b = np.asarray(fwd[t], np.float32), np.asarray(bwd[t], np.float32)
         occluded = fb_consistency(f, b)
         occ = np.repeat((occluded * 255).astype(np.uint8)[..., None], 3, axis=2)
@@ -85,10 +71,10 @@ def flow_overview(
         rows.append(
             np.hstack(
                 [
-                    _tile(read_image(images[t]), overview_width, f"frame {t}"),
-                    _tile(flow_to_color(f), overview_width, f"fwd {t}->{t + gap} max {speed:.1f}px"),
-                    _tile(flow_to_color(b), overview_width, f"bwd {t + gap}->{t}"),
-                    _tile(occ, overview_width, f"fb-inconsistent {occluded.mean():.1%}"),
+                    tile(read_image(images[t]), overview_width, f"frame {t}"),
+                    tile(flow_to_color(f), overview_width, f"fwd {t}->{t + gap} max {speed:.1f}px"),
+                    tile(flow_to_color(b), overview_width, f"bwd {t + gap}->{t}"),
+                    tile(occ, overview_width, f"fb-inconsistent {occluded.mean():.1%}"),
                 ]
             )
         )
