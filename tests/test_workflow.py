@@ -48,18 +48,37 @@ def write_config(workdir, **changes):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
 
 
+VIDEOS = ("blackswan", "dog")
+# Rules downstream of flow (everything but ingestion and the CAM classifier).
+AFTER_FLOW = {"flow", "flow_overview", "cam", "cam_floor", "viz_cam", "ir_labels", "train_irn", "pseudo_irn",
+              "viz_pseudo", "pseudo_metrics", "pseudo_label_table", "all"}
+
+
+def tiny_training(section):
+    """A few iterations on tiny crops: the workflow's wiring is under test here, not the models."""
+    section["weights"] = str(REPO / section["weights"])
+    section["train"].update(epochs=1, batch_size=2, crop_size=64, resize_long=[64, 96], checkpoint_every=2)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     wd = tmp_path_factory.mktemp("workflow")
     data = wd / "clip"
-    for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
-        (data / sub / "dog").mkdir(parents=True)
-        for t in range(FRAMES):
-            shutil.copy(DEMO / sub / "dog" / f"{t:05d}.{ext}", data / sub / "dog")
+    for video in VIDEOS:
+        for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
+            (data / sub / video).mkdir(parents=True)
+            for t in range(FRAMES):
+                shutil.copy(DEMO / sub / video / f"{t:05d}.{ext}", data / sub / video)
     shutil.copy(DEMO / "labels.csv", data / "labels.csv")
     base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     base["dataset"].update(name="clip", root=str(data), classes_csv=str(data / "labels.csv"))
     base["viz"]["overview_frames"] = 2
+    tiny_training(base["cam"])
+    base["cam"]["scales"] = [1.0]
+    tiny_training(base["irn"])
+    base["irn"]["train"]["radius"] = 5
+    base["irn"]["variants"] = ["irn", "flowirn"]
+    base["irn"]["infer"] = {"exp_times": 4}
     (wd / "base.yaml").write_text(yaml.safe_dump(base))
     write_config(wd)
     snakemake(wd)
@@ -69,17 +88,27 @@ def workdir(tmp_path_factory):
 def test_artifacts(workdir):
     res = workdir / "results" / "clip"
     manifest = pd.read_parquet(res / "manifest.parquet")
-    assert len(manifest) == FRAMES and set(manifest["video"]) == {"dog"}
-    assert list(manifest["frame"]) == list(range(FRAMES))
-    assert all(list(tags) == ["dog"] for tags in manifest["tags"])
+    assert len(manifest) == 2 * FRAMES and set(manifest["video"]) == set(VIDEOS)
+    dog = manifest[manifest["video"] == "dog"]
+    assert list(dog["frame"]) == list(range(FRAMES))
+    assert all(list(tags) == ["dog"] for tags in dog["tags"])
     gt = json.loads((res / "gt.json").read_text())
     assert [c["name"] for c in gt["categories"]] == ["bird", "car", "dog"]
-    assert len(gt["videos"]) == 1 and len(gt["annotations"]) == 1
+    assert len(gt["videos"]) == 2 and len(gt["annotations"]) == 2
     group = open_artifact(res / "flow" / "dog.zarr", "flow")
     fwd, bwd = group["gap_1/forward"], group["gap_1/backward"]
     assert fwd.shape == bwd.shape == (FRAMES - 1, 240, 427, 2) and fwd.dtype == np.float16
     assert np.isfinite(fwd[:]).all() and np.abs(fwd[:]).max() > 0.1  # a real clip moves
     assert (res / "viz" / "flow" / "dog.png").stat().st_size > 1000
+    cam = open_artifact(res / "cam" / "dog.zarr", "cam")
+    assert cam["cam"].shape == cam["fcam"].shape == (FRAMES, 3, 60, 107)
+    assert not cam["cam"][:, :2].any()  # only the tagged class ("dog", id 3) has a CAM
+    table = pd.read_csv(res / "metrics" / "pseudo_labels.csv")
+    assert list(table["variant"]) == ["cam", "irn", "flowirn"] and (table["frames"] == 2 * FRAMES).all()
+    for variant in ("cam", "irn", "flowirn"):
+        for video in VIDEOS:
+            assert (res / "viz" / "pseudo" / variant / f"{video}.png").exists()
+    assert (res / "models" / "flowirn" / "train_log.csv").exists()
 
 
 def test_rerun_plans_nothing(workdir):
@@ -89,11 +118,14 @@ def test_rerun_plans_nothing(workdir):
 def test_flow_change_reruns_flow_and_dependents_only(workdir):
     try:
         write_config(workdir, **{"flow.dis": {"preset": "fast"}})
-        assert planned(workdir) == {"all": 1, "flow": 1, "flow_overview": 1}
+        assert set(planned(workdir)) == AFTER_FLOW  # not ingestion, not the CAM classifier
         write_config(workdir, **{"flow.farneback": {"levels": 5}})  # not the selected backend
         assert planned(workdir) == {}
         write_config(workdir, **{"viz.overview_width": 200})
-        assert planned(workdir) == {"all": 1, "flow_overview": 1}
+        assert planned(workdir) == {"all": 1, "flow_overview": 2, "viz_cam": 2, "viz_pseudo": 6}
+        write_config(workdir, **{"irn.infer": {"exp_times": 3}})  # inference only: no retraining
+        assert planned(workdir) == {"all": 1, "pseudo_irn": 4, "viz_pseudo": 4, "pseudo_metrics": 2,
+                                    "pseudo_label_table": 1}
     finally:
         write_config(workdir)
 
@@ -110,7 +142,7 @@ def test_config_typo_fails_at_start(workdir):
 def test_cli_looks_at_results(workdir, tmp_path):
     flow = workdir / "results" / "clip" / "flow" / "dog.zarr"
     out = subprocess.run(["wsvis", "inspect", str(flow)], capture_output=True, text=True, check=True).stdout
-    assert "gap_1/forward: shape=(3, 240, 427, 2) dtype=float16 chunks=(1, 240, 427, 2)" in out
+    assert f"gap_1/forward: shape=({FRAMES - 1}, 240, 427, 2) dtype=float16 chunks=(1, 240, 427, 2)" in out
     png = tmp_path / "f.png"
     subprocess.run(["wsvis", "viz", "flow", str(flow), "--frame", "1", "-o", str(png)], check=True)
     assert png.stat().st_size > 1000
@@ -154,7 +186,7 @@ def test_depth_stage_joins_when_configured(workdir):
     try:
         write_config(workdir, **{"depth.backend": depth["backend"], "depth.device": "cpu",
                                  "depth.torchscript": depth["torchscript"]})
-        assert planned(workdir) == {"all": 1, "depth": 1}  # flow and ingest untouched
+        assert planned(workdir) == {"all": 1, "depth": 2}  # flow and ingest untouched
         snakemake(workdir)
         group = open_artifact(workdir / "results" / "clip" / "depth" / "dog.zarr", "depth")
         assert group["depth"].shape == (FRAMES, 240, 427) and group["depth"].dtype == np.float16

@@ -132,6 +132,49 @@ def cmd_cam_floor(args: argparse.Namespace) -> None:
                       params={"threshold": args.threshold, "source": args.source})
 
 
+def cmd_irn_labels(args: argparse.Namespace) -> None:
+    from wsvis.irn.labels import make_video_ir_labels
+
+    cfg = json.loads(args.params)
+    make_video_ir_labels(_images(args.table), args.cam, args.source, args.out, params=cfg, **cfg)
+
+
+def cmd_irn_train(args: argparse.Namespace) -> None:
+    from wsvis.irn.train import train_irn
+    from wsvis.torchutil import prepare_checkpoint_dir
+
+    _set_threads(args.threads)
+    cfg = json.loads(args.params)
+    if len(args.labels) != len(args.tables) or (args.flows and len(args.flows) != len(args.tables)):
+        raise ValueError("irn train: --tables, --labels (and --flows when given) must list the same videos")
+    if cfg["flow_boundary"] and not args.flows:
+        raise ValueError("irn train: the flow-boundary loss needs --flows")
+    prepare_checkpoint_dir(f"{args.out_dir}/checkpoints", cfg)
+    train_irn(
+        [_images(t) for t in args.tables],
+        args.labels,
+        args.flows if cfg["flow_boundary"] else None,
+        args.out_dir,
+        flow_boundary=cfg["flow_boundary"],
+        lam=cfg.get("lam", 2.0),
+        backbone=cfg["backbone"],
+        weights=cfg["weights"],
+        device=cfg["device"],
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["train"].items()},
+    )
+
+
+def cmd_irn_pseudo(args: argparse.Namespace) -> None:
+    from wsvis.irn.stage import make_video_pseudo_labels
+
+    _set_threads(args.threads)
+    cfg = json.loads(args.params)
+    options = {k: v for k, v in cfg.items() if k != "source"}
+    make_video_pseudo_labels(
+        _images(args.table), args.cam, cfg["source"], args.model, args.out, variant=args.variant, params=cfg, **options
+    )
+
+
 def cmd_evaluate_pseudo(args: argparse.Namespace) -> None:
     from wsvis.evaluate.pseudo import pseudo_label_metrics
     from wsvis.io.store import atomic_file
@@ -264,6 +307,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.15)
     p.add_argument("--source", choices=["cam", "fcam"], default="cam")
     p.set_defaults(func=cmd_cam_floor)
+
+    irn = sub.add_parser("irn", help="IR labels, IRN / flowIRN training, instance pseudo-labels").add_subparsers(
+        dest="what", required=True, metavar="WHAT"
+    )
+    p = irn.add_parser("labels", help="IR labels (confident fg/bg from CAMs, dense CRF) of one video")
+    p.add_argument("--table", required=True)
+    p.add_argument("--cam", required=True)
+    p.add_argument("--source", choices=["cam", "fcam"], required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", required=True, help="JSON ir_labels section")
+    p.set_defaults(func=cmd_irn_labels)
+    p = irn.add_parser("train", help="train IRN (or flowIRN with the flow-boundary loss)")
+    p.add_argument("--tables", nargs="+", required=True, help="ingest tables of the training videos")
+    p.add_argument("--labels", nargs="+", required=True, help="IR label artifacts, same video order")
+    p.add_argument("--flows", nargs="*", default=[], help="flow artifacts, same order (flow-boundary loss)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--params", required=True, help="JSON from wsvis.config.irn_train_params")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_irn_train)
+    p = irn.add_parser("pseudo", help="instance pseudo-labels of one video (random walk)")
+    p.add_argument("--table", required=True)
+    p.add_argument("--cam", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", required=True, help="JSON from wsvis.config.irn_infer_params")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_irn_pseudo)
 
     ev = sub.add_parser("evaluate", help="metrics").add_subparsers(dest="what", required=True, metavar="WHAT")
     p = ev.add_parser("pseudo", help="pseudo-label quality of one variant against gt.json")

@@ -1,0 +1,118 @@
+"""The IRN pseudo-label stage: instance pseudo-labels of one video (IRN §4; flowIRN §3.2).
+
+Reads the video's CAM artifact (``cam`` for IRN, ``fcam`` for flowIRN), runs
+the trained :class:`wsvis.irn.net.IRNet` on each frame (boundary with flip
+averaging, displacement), and writes ``pseudo/{variant}/{video}.zarr`` with
+:class:`wsvis.io.pseudo.PseudoLabelWriter` from
+:func:`wsvis.irn.instances.instance_pseudo_labels`. Frames without tags (all
+CAMs zero) get no instances.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wsvis.io.images import FrameError, read_image
+from wsvis.io.pseudo import PseudoLabelWriter
+from wsvis.io.store import open_artifact
+from wsvis.irn.instances import instance_pseudo_labels
+from wsvis.irn.net import grid_size
+from wsvis.irn.train import load_irn
+from wsvis.torchutil import resolve_device, to_tensor
+
+__all__ = ["make_video_pseudo_labels"]
+
+
+def make_video_pseudo_labels(
+    images: Sequence[str | os.PathLike],
+    cam_path: str | os.PathLike,
+    source: str,
+    model_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    variant: str,
+    beta: float = 10,
+    exp_times: int = 8,
+    rw_radius: int = 5,
+    ins_seg_bg_thres: float = 0.25,
+    device: str = "auto",
+    params: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> None:
+    """Write the instance pseudo-labels of one video.
+
+    Args:
+        images: the video's frames in order (T paths).
+        cam_path: its CAM artifact (stage ``"cam"``; arrays (T, C, h, w) on the stride-4 grid).
+        source: ``"cam"`` or ``"fcam"``: which CAMs to propagate.
+        model_path: ``model.pt`` from :func:`wsvis.irn.train.train_irn`.
+        out: ``pseudo/{variant}/{video}.zarr``.
+        variant: pseudo-labeler name stored in attrs (``irn``, ``flowirn``).
+        beta, exp_times, rw_radius, ins_seg_bg_thres: of
+            :func:`wsvis.irn.instances.instance_pseudo_labels` (IRN 10, 8, 5, 0.25).
+        device: ``auto | cpu | cuda[:N]`` for the network.
+        params: the stage's config section (stored in attrs).
+        progress: tqdm bar over frames.
+
+    Raises:
+        ValueError: bad ``source``, frame count or grid differing from the CAMs.
+        ArtifactError: missing or incomplete CAM artifact.
+        FileNotFoundError: missing model.
+        FrameError: unreadable frame or frame size differing from the CAMs'.
+    """
+    if source not in ("cam", "fcam"):
+        raise ValueError(f"source must be 'cam' or 'fcam', got {source!r}")
+    group = open_artifact(cam_path, "cam")
+    cams = group[source]
+    images = [os.fspath(p) for p in images]
+    if cams.shape[0] != len(images):
+        raise ValueError(f"{cam_path}: {cams.shape[0]} CAM frames but {len(images)} images")
+    big_h, big_w = (int(v) for v in group.attrs["frame_size"])
+    if tuple(cams.shape[2:]) != grid_size(big_h, big_w):
+        raise ValueError(f"{cam_path}: CAM grid {tuple(cams.shape[2:])} is not the stride-4 grid of {big_h}x{big_w}")
+    categories = list(group.attrs.get("categories", []))
+    dev = resolve_device(device)
+    net = load_irn(model_path, dev)
+    settings = {
+        "source": source,
+        "beta": beta,
+        "exp_times": exp_times,
+        "rw_radius": rw_radius,
+        "ins_seg_bg_thres": ins_seg_bg_thres,
+    }
+    with PseudoLabelWriter(
+        out,
+        num_frames=len(images),
+        frame_size=(big_h, big_w),
+        variant=variant,
+        categories=categories,
+        params=params,
+        attrs={"irn": settings},
+    ) as writer:
+        bar = tqdm(range(len(images)), desc=f"pseudo {variant} {os.path.basename(os.fspath(out))}", disable=not progress)
+        for t in bar:
+            cam = np.asarray(cams[t], np.float32)
+            if not (cam > 0).any():
+                writer.add_frame(t, np.zeros((0, big_h, big_w), bool), np.zeros(0, np.int64), np.zeros(0, np.float32))
+                continue
+            img = read_image(images[t])
+            if img.shape[:2] != (big_h, big_w):
+                raise FrameError(f"{images[t]}: frame size {img.shape[:2]} differs from the CAMs' {(big_h, big_w)}")
+            with torch.no_grad():
+                boundary, disp = net.infer(to_tensor(img).to(dev))
+            masks, classes, scores = instance_pseudo_labels(
+                cam,
+                boundary.cpu().numpy(),
+                disp.cpu().numpy(),
+                (big_h, big_w),
+                beta=beta,
+                exp_times=exp_times,
+                rw_radius=rw_radius,
+                ins_seg_bg_thres=ins_seg_bg_thres,
+            )
+            writer.add_frame(t, masks, classes, scores)
