@@ -14,7 +14,10 @@ include: "rules/flow.smk"
 include: "rules/depth.smk"
 include: "rules/cam.smk"
 include: "rules/irn.smk"
+include: "rules/segment.smk"
+include: "rules/track.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -25,5 +28,7 @@ rule all:
         expand(FLOW_OVERVIEW, video=VIDEOS),
         expand(DEPTH_ZARR, video=VIDEOS) if DEPTH else [],
         rules.pseudo_label_table.output.csv,
+        rules.summary.output.csv,
+        rules.report.output.html,
         expand(CAM_VIZ, video=VIDEOS),
         expand(PSEUDO_VIZ, variant=PSEUDO_VARIANTS, video=VIDEOS),

@@ -1,5 +1,6 @@
 # Config validation and the helpers every rule file uses. Algorithms live in src/wsvis.
 import json
+import shlex
 
 from snakemake.utils import validate
 
@@ -15,6 +16,9 @@ from wsvis.config import (
     irn_infer_params,
     irn_train_params,
     reader_spec,
+    segment_predict_params,
+    segment_runs,
+    segment_train_params,
     to_json,
 )
 from wsvis.io.datasets import make_reader

@@ -39,3 +39,72 @@ rule pseudo_label_table:
         runtime=10,
     shell:
         "wsvis evaluate table --rows {input:q} --out {output.csv:q} > {log:q} 2>&1"
+
+
+rule frame_metrics:
+    input:
+        gt=rules.manifest.output.gt,
+        predictions=lambda wc: expand(PRED_ZARR, run=wc.run, video=VIDEOS),
+        flows=expand(FLOW_ZARR, video=VIDEOS),
+    output:
+        json=f"{RESULTS}/metrics/frames/{{run}}.json",
+    log:
+        f"{RESULTS}/logs/frame_metrics/{{run}}.log",
+    conda:
+        "../envs/wsvis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        videos=to_json(VIDEOS),
+    shell:
+        "wsvis evaluate frames --gt {input.gt:q} --predictions {input.predictions:q} "
+        "--flows {input.flows:q} --videos {params.videos:q} --method {wildcards.run} "
+        "--out {output.json:q} > {log:q} 2>&1"
+
+
+rule video_metrics:
+    input:
+        gt=rules.manifest.output.gt,
+        tracks=TRACKS,
+        mots=lambda wc: expand(TRACK_MOTS, run=wc.run, tracker=wc.tracker, video=VIDEOS),
+    output:
+        json=f"{RESULTS}/metrics/video/{{run}}/{{tracker}}.json",
+    log:
+        f"{RESULTS}/logs/video_metrics/{{run}}/{{tracker}}.log",
+    conda:
+        "../envs/wsvis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        mots_dir=lambda wc: f"{RESULTS}/tracks/{wc.run}/{wc.tracker}/mots",
+    shell:
+        "wsvis evaluate video --gt {input.gt:q} --tracks {input.tracks:q} --mots-dir {params.mots_dir:q} "
+        "--method {wildcards.run} --tracker {wildcards.tracker} --out {output.json:q} > {log:q} 2>&1"
+
+
+rule summary:
+    input:
+        frames=expand(rules.frame_metrics.output.json, run=RUNS),
+        pseudo=expand(PSEUDO_METRICS, variant=PSEUDO_VARIANTS),
+        video=expand(
+            f"{RESULTS}/metrics/video/{{run}}/{{tracker}}.json",
+            run=RUNS,
+            tracker=config["track"]["trackers"],
+        ),
+    output:
+        csv=f"{RESULTS}/metrics/summary.csv",
+    log:
+        f"{RESULTS}/logs/summary.log",
+    conda:
+        "../envs/wsvis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "wsvis evaluate summary --frames {input.frames:q} --pseudo {input.pseudo:q} "
+        "--video {input.video:q} --out {output.csv:q} > {log:q} 2>&1"

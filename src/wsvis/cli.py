@@ -175,17 +175,117 @@ def cmd_irn_pseudo(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_segment_train(args: argparse.Namespace) -> None:
+    from wsvis.maskconsist.train import train_maskrcnn
+    from wsvis.torchutil import prepare_checkpoint_dir
+
+    _set_threads(args.threads)
+    cfg = json.loads(args.params)
+    if len(args.pseudo) != len(args.tables) or (args.flows and len(args.flows) != len(args.tables)):
+        raise ValueError("segment train: --tables, --pseudo (and --flows when given) must list the same videos")
+    if cfg["method"] == "maskconsist" and not args.flows:
+        raise ValueError("segment train: MaskConsist needs --flows (inter-frame matching)")
+    prepare_checkpoint_dir(f"{args.out_dir}/checkpoints", cfg)
+    train_maskrcnn(
+        [_images(t) for t in args.tables],
+        args.pseudo,
+        args.flows or None,
+        args.out_dir,
+        method=cfg["method"],
+        categories=json.loads(args.categories),
+        backbone=cfg["backbone"],
+        weights=cfg["weights"],
+        device=cfg["device"],
+        min_size=cfg["min_size"],
+        max_size=cfg["max_size"],
+        **cfg.get("maskconsist", {}),
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["train"].items()},
+    )
+
+
+def cmd_segment_predict(args: argparse.Namespace) -> None:
+    from wsvis.maskconsist.predict import predict_video
+
+    _set_threads(args.threads)
+    cfg = json.loads(args.params)
+    predict_video(_images(args.table), args.model, args.out, method=args.method, params=cfg, **cfg)
+
+
+def cmd_segment_selftrain_pseudo(args: argparse.Namespace) -> None:
+    from wsvis.maskconsist.predict import predictions_to_pseudo
+
+    predictions_to_pseudo(args.predictions, args.out, args.score_threshold, variant=f"selftrain_{args.run}",
+                          params={"score_threshold": args.score_threshold})
+
+
+def cmd_track(args: argparse.Namespace) -> None:
+    from wsvis.io.predictions import read_predictions
+    from wsvis.track.stage import run_tracker, tracks_to_results, write_mots_txt, write_tracks
+
+    tracks, attrs = run_tracker(
+        args.predictions,
+        tracker=args.tracker,
+        options=json.loads(args.params),
+        flow_path=args.flow,
+        depth_path=args.depth,
+        image_paths=_images(args.table),
+    )
+    group, _ = read_predictions(args.predictions)
+    num_frames, height, width = group["masks"].shape[0], *group["masks"].shape[2:]
+    write_tracks(tracks_to_results(tracks, args.video, num_frames), args.out)
+    write_mots_txt(tracks, args.mots, (height, width))
+
+
+def cmd_track_merge(args: argparse.Namespace) -> None:
+    from wsvis.track.stage import merge_video_tracks
+
+    merge_video_tracks(args.fragments, args.out)
+
+
 def cmd_evaluate_pseudo(args: argparse.Namespace) -> None:
     from wsvis.evaluate.pseudo import pseudo_label_metrics
-    from wsvis.io.store import atomic_file
 
     videos = json.loads(args.videos)
     if len(videos) != len(args.pseudo):
         raise ValueError(f"--videos names {len(videos)} videos but --pseudo gives {len(args.pseudo)} artifacts")
     gt = json.loads(Path(args.gt).read_text())
-    row = pseudo_label_metrics(gt, dict(zip(videos, args.pseudo)), args.variant)
-    with atomic_file(args.out) as tmp:
-        tmp.write_text(json.dumps(row, indent=1, default=float))
+    _write_json(args.out, pseudo_label_metrics(gt, dict(zip(videos, args.pseudo)), args.variant))
+
+
+def _write_json(path: str, obj) -> None:
+    from wsvis.io.store import atomic_file
+
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, default=float))
+
+
+def cmd_evaluate_frames(args: argparse.Namespace) -> None:
+    from wsvis.evaluate.frames import frame_metrics
+
+    videos = json.loads(args.videos)
+    if len(videos) != len(args.predictions) or len(videos) != len(args.flows):
+        raise ValueError("evaluate frames: --videos, --predictions and --flows must list the same videos")
+    gt = json.loads(Path(args.gt).read_text())
+    row = frame_metrics(gt, dict(zip(videos, args.predictions)), args.method, dict(zip(videos, args.flows)))
+    _write_json(args.out, row)
+
+
+def cmd_evaluate_video(args: argparse.Namespace) -> None:
+    from wsvis.evaluate.tracks import track_metrics
+
+    gt = json.loads(Path(args.gt).read_text())
+    results = json.loads(Path(args.tracks).read_text())
+    _write_json(args.out, track_metrics(gt, results, args.mots_dir, method=args.method, tracker=args.tracker))
+
+
+def cmd_evaluate_summary(args: argparse.Namespace) -> None:
+    from wsvis.evaluate.summary import write_summary
+
+    def rows(paths):
+        return [json.loads(Path(p).read_text()) for p in paths or ()]
+
+    table = write_summary(rows(args.frames), rows(args.pseudo), rows(args.video), args.out)
+    print(f"{len(table)} rows -> {args.out}")
 
 
 def cmd_evaluate_table(args: argparse.Namespace) -> None:
@@ -210,6 +310,25 @@ def cmd_viz_pseudo(args: argparse.Namespace) -> None:
     from wsvis.viz.overlay import pseudo_overlay
 
     pseudo_overlay(_images(args.table), args.pseudo, args.output, **_viz_cfg(args.params))
+
+
+def cmd_viz_tracks(args: argparse.Namespace) -> None:
+    from wsvis.viz.overlay import track_overlay
+
+    results = json.loads(Path(args.tracks).read_text())
+    categories = json.loads(Path(args.gt).read_text())["categories"] if args.gt else []
+    names = [c["name"] for c in sorted(categories, key=lambda c: c["id"])]
+    track_overlay(_images(args.table), results, args.output, categories=names, title=args.title, **_viz_cfg(args.params))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from wsvis.viz.report import write_report
+
+    sections: dict[str, list[str]] = {}
+    for spec in args.pictures:
+        section, _, path = spec.partition("=")
+        sections.setdefault(section, []).append(path)
+    print(write_report(args.out_dir, summary_csv=args.summary, pictures=sections, dataset=args.dataset))
 
 
 def cmd_viz_flow(args: argparse.Namespace) -> None:
@@ -336,6 +455,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_irn_pseudo)
 
+    seg = sub.add_parser("segment", help="Mask R-CNN / MaskConsist: training, inference, self-training labels")
+    seg = seg.add_subparsers(dest="what", required=True, metavar="WHAT")
+    p = seg.add_parser("train", help="train Mask R-CNN or MaskConsist on pseudo-labels")
+    p.add_argument("--tables", nargs="+", required=True)
+    p.add_argument("--pseudo", nargs="+", required=True, help="pseudo-label artifacts, same video order")
+    p.add_argument("--flows", nargs="*", default=[], help="flow artifacts, same order (MaskConsist)")
+    p.add_argument("--categories", required=True, help="JSON list of class names")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--params", required=True, help="JSON from wsvis.config.segment_train_params")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_segment_train)
+    p = seg.add_parser("predict", help="per-frame predictions of one video into predictions/{run}/{video}.zarr")
+    p.add_argument("--table", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--method", required=True, help="the run name stored in attrs")
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", required=True, help="JSON from wsvis.config.segment_predict_params")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_segment_predict)
+    p = seg.add_parser("selftrain-pseudo", help="first-round predictions -> pseudo-labels of the second round")
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--run", required=True)
+    p.add_argument("--score-threshold", type=float, default=0.5)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_segment_selftrain_pseudo)
+
+    tr = sub.add_parser("track", help="trackers: per-frame predictions -> tracks").add_subparsers(
+        dest="what", required=True, metavar="WHAT"
+    )
+    p = tr.add_parser("video", help="track one video: YouTube-VIS results fragment + MOTS txt")
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--table", required=True, help="the video's ingest table (frames for appearance cues)")
+    p.add_argument("--flow", default=None)
+    p.add_argument("--depth", default=None)
+    p.add_argument("--video", required=True)
+    p.add_argument("--tracker", required=True, help="iou | unovost | stc")
+    p.add_argument("--params", default="{}", help="JSON tracker options")
+    p.add_argument("--out", required=True, help="results JSON fragment")
+    p.add_argument("--mots", required=True, help="MOTS txt")
+    p.set_defaults(func=cmd_track)
+    p = tr.add_parser("merge", help="join per-video fragments into tracks/{method}/{tracker}.json")
+    p.add_argument("--fragments", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_track_merge)
+
     ev = sub.add_parser("evaluate", help="metrics").add_subparsers(dest="what", required=True, metavar="WHAT")
     p = ev.add_parser("pseudo", help="pseudo-label quality of one variant against gt.json")
     p.add_argument("--gt", required=True)
@@ -344,6 +508,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", required=True)
     p.add_argument("--out", required=True, help="JSON row")
     p.set_defaults(func=cmd_evaluate_pseudo)
+    p = ev.add_parser("frames", help="frame metrics (AP, AP50, AP75, J, TC) of one method's predictions")
+    p.add_argument("--gt", required=True)
+    p.add_argument("--predictions", nargs="+", required=True)
+    p.add_argument("--flows", nargs="+", required=True, help="flow artifacts, same video order (for TC)")
+    p.add_argument("--videos", required=True, help="JSON list of video names")
+    p.add_argument("--method", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate_frames)
+    p = ev.add_parser("video", help="video metrics (YTVIS AP/AR, J&F, MOTS, HOTA) of one method x tracker")
+    p.add_argument("--gt", required=True)
+    p.add_argument("--tracks", required=True)
+    p.add_argument("--mots-dir", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--tracker", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate_video)
+    p = ev.add_parser("summary", help="join all metric rows into metrics/summary.csv")
+    p.add_argument("--frames", nargs="*", default=[])
+    p.add_argument("--pseudo", nargs="*", default=[])
+    p.add_argument("--video", nargs="*", default=[])
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate_summary)
     p = ev.add_parser("table", help="join per-variant JSON rows into metrics/pseudo_labels.csv")
     p.add_argument("--rows", nargs="+", required=True)
     p.add_argument("--out", required=True)
@@ -377,6 +563,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--params", default=None, help="JSON viz section")
     p.set_defaults(func=cmd_viz_pseudo)
+
+    p = viz.add_parser("tracks", help="per-video sheet of tracks, one colour per track id")
+    p.add_argument("--table", required=True)
+    p.add_argument("--tracks", required=True, help="the video's results fragment (tracks/.../{video}.json)")
+    p.add_argument("--gt", default=None, help="gt.json, for class names")
+    p.add_argument("--title", default="tracks")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--params", default=None, help="JSON viz section")
+    p.set_defaults(func=cmd_viz_tracks)
+
+    p = sub.add_parser("report", help="write the static HTML report (summary table, plots, pictures)")
+    p.add_argument("--summary", required=True, help="metrics/summary.csv")
+    p.add_argument("--pictures", nargs="*", default=[], help="SECTION=PNG entries")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("inspect", help="print arrays, shapes, dtypes, chunking and attrs of .zarr artifacts")
     p.add_argument("paths", nargs="+")

@@ -30,6 +30,9 @@ __all__ = [
     "cam_infer_params",
     "irn_train_params",
     "irn_infer_params",
+    "segment_runs",
+    "segment_train_params",
+    "segment_predict_params",
 ]
 
 #: flowIRN Table 4: variant -> (CAMs used for IR labels and instances, flow-boundary loss on?).
@@ -175,6 +178,21 @@ def check_config(config: dict) -> None:
         raise ConfigError("flow.gaps must include 1: f-CAMs (cam.fcam, flowIRN Eq. 2) use the flow t -> t+1")
     for variant in config.get("irn", {}).get("variants", ()):
         _variant(variant)
+    if "segment" in config:
+        runs = segment_runs(config["segment"], config.get("irn", {}).get("variants", list(IRN_VARIANTS)))
+        for run in runs.values():
+            if run["method"] != "maskrcnn" and config["segment"]["maskconsist"]["delta"] not in flow["gaps"]:
+                raise ConfigError(
+                    f"segment.runs: {run['name']!r} uses MaskConsist with segment.maskconsist.delta = "
+                    f"{config['segment']['maskconsist']['delta']}, which flow.gaps {flow['gaps']} does not include"
+                )
+    for tracker in config.get("track", {}).get("trackers", ()):
+        from wsvis.track import make_tracker
+
+        try:
+            make_tracker(tracker, **config["track"].get(tracker, {}))
+        except ValueError as exc:
+            raise ConfigError(f"track.{tracker}: {exc}") from exc
     depth = config.get("depth", {})
     if depth_enabled(depth):
         depth_params(depth)
@@ -218,3 +236,55 @@ def irn_infer_params(irn: dict, variant: str) -> dict:
     """Params of per-video instance pseudo-label inference for one variant."""
     source, _ = _variant(variant)
     return {"source": source, "device": irn["device"], **irn["infer"]}
+
+
+def segment_runs(segment: dict, pseudo_variants: list[str]) -> dict[str, dict]:
+    """The configured second-stage runs by name, checked.
+
+    Raises:
+        ConfigError: a name that is not a plain path component, repeated, or equal to a
+            pseudo-label variant or ``cam`` (their model folders share ``models/``); a
+            ``pseudo`` variant that is not configured; a self-training run whose ``from`` is
+            not an earlier run.
+    """
+    runs: dict[str, dict] = {}
+    reserved = {"cam", *IRN_VARIANTS}
+    for run in segment.get("runs", []):
+        name = run["name"]
+        try:
+            check_name(name, "segment.runs name")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        if name in runs or name in reserved:
+            raise ConfigError(f"segment.runs: name {name!r} is repeated or reserved ({sorted(reserved)})")
+        if run["method"] == "maskconsist_selftrain":
+            if run.get("from") not in runs:
+                raise ConfigError(f"segment.runs: {name!r} self-trains from {run.get('from')!r}, not an earlier run")
+        elif run.get("pseudo", "flowirn") not in {"cam", *pseudo_variants}:
+            raise ConfigError(
+                f"segment.runs: {name!r} trains on pseudo-labels {run.get('pseudo')!r}, which irn.variants "
+                f"{pseudo_variants} does not produce"
+            )
+        runs[name] = {"pseudo": "flowirn", **run}
+    return runs
+
+
+def segment_train_params(segment: dict, run: dict) -> dict:
+    """Params of one second-stage training run (MaskConsist paper §3.3, §4.2).
+
+    Self-training is MaskConsist trained on the first round's predictions, so its
+    ``method`` here is ``maskconsist``; the MaskConsist switches are included only for
+    MaskConsist runs.
+    """
+    method = "maskrcnn" if run["method"] == "maskrcnn" else "maskconsist"
+    params = {k: segment[k] for k in ("backbone", "weights", "device", "min_size", "max_size", "train")}
+    params["method"] = method
+    if method == "maskconsist":
+        mc = segment["maskconsist"]
+        params["maskconsist"] = {k: mc[k] for k in ("delta", "intra", "inter", "iom_nms")}
+    return params
+
+
+def segment_predict_params(segment: dict) -> dict:
+    """Params of per-video inference: score threshold, NMS, K, device."""
+    return {"device": segment["device"], **segment["predict"]}

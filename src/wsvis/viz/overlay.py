@@ -19,7 +19,7 @@ from wsvis.io.pseudo import read_pseudo
 from wsvis.io.store import open_artifact
 from wsvis.viz.sheet import caption, spaced, tile, write_png
 
-__all__ = ["cam_overlay", "pseudo_overlay", "instance_color", "heatmap_blend", "label_overlay"]
+__all__ = ["cam_overlay", "pseudo_overlay", "track_overlay", "instance_color", "heatmap_blend", "label_overlay"]
 
 #: Per-array upper end of the colour scale: CAMs are in [0, 1], flow-amplified CAMs up to 2 (f-CAM A = 2).
 CAM_RANGE = {"cam": 1.0, "fcam": 2.0}
@@ -251,4 +251,54 @@ def pseudo_overlay(
         )
     if not rows:
         raise ValueError(f"{pseudo_path}: no frames stored")
+    write_png(out_png, np.vstack(rows))
+
+
+def track_overlay(
+    images: list,
+    results: list[dict],
+    out_png: str | os.PathLike,
+    *,
+    frames: int = 6,
+    width: int = 320,
+    categories: list[str] | None = None,
+    title: str = "tracks",
+) -> None:
+    """Per-video sheet of tracks: one colour per track id (the same in every frame).
+
+    Args:
+        images: the video's T frame paths.
+        results: the video's YouTube-VIS results (``{"category_id", "score",
+            "segmentations": [RLE or None] * T}``), track id = position + 1.
+        out_png: PNG path (written atomically).
+        frames, width: rows and tile width in pixels.
+        categories: class names in category-id order.
+        title: caption prefix of the overlay column (e.g. ``"maskconsist / stc"``).
+
+    Where two tracks claim a pixel, the later track in ``results`` is drawn.
+
+    Raises:
+        ValueError: a track's segmentation list length differs from ``len(images)``.
+    """
+    from wsvis.io.rle import decode_rle
+
+    n = len(images)
+    for r in results:
+        if len(r["segmentations"]) != n:
+            raise ValueError(f"{out_png}: a track has {len(r['segmentations'])} frames, the video {n}")
+    classes = np.array([0] + [r["category_id"] for r in results])
+    scores = np.array([0.0] + [r["score"] for r in results])
+    rows = []
+    for t in spaced(n, frames):
+        img = read_image(images[t])
+        label = np.zeros(img.shape[:2], np.int64)
+        for k, r in enumerate(results, start=1):
+            seg = r["segmentations"][t]
+            if seg is not None:
+                label[decode_rle(seg, *img.shape[:2]).astype(bool)] = k
+        drawn = label_overlay(img, label, classes, scores, categories)
+        shown = len(np.unique(label)) - 1
+        rows.append(np.hstack([tile(img, width, f"frame {t}"), tile(drawn, width, f"{title}: {shown} tracks")]))
+    if not rows:
+        raise ValueError(f"{out_png}: the video has no frames")
     write_png(out_png, np.vstack(rows))

@@ -1,0 +1,99 @@
+# Second stage (wsvis.maskconsist): Mask R-CNN / MaskConsist on pseudo-labels, self-training,
+# per-frame predictions. One folder per run of config segment.runs.
+
+RUN_SPECS = segment_runs(config["segment"], config["irn"]["variants"])
+RUNS = list(RUN_SPECS)
+RUN_PATTERN = "|".join(RUNS) or "none"
+SEG_DIR = f"{RESULTS}/models/{{run}}"
+PRED_ZARR = f"{RESULTS}/predictions/{{run}}/{{video}}.zarr"
+SELFTRAIN_PSEUDO = f"{RESULTS}/pseudo/selftrain_{{run}}/{{video}}.zarr"
+
+
+def run_pseudo(run):
+    """Pseudo-label artifacts a run trains on: an IRN variant's (or the CAM floor's), or, for
+    self-training, those made from the first round's predictions."""
+    spec = RUN_SPECS[run]
+    if spec["method"] == "maskconsist_selftrain":
+        return expand(SELFTRAIN_PSEUDO, run=spec["from"], video=TRAIN_VIDEOS)
+    return expand(PSEUDO_ZARR, variant=spec["pseudo"], video=TRAIN_VIDEOS)
+
+
+rule train_segmenter:
+    input:
+        tables=expand(INGEST_TABLE, video=TRAIN_VIDEOS),
+        pseudo=lambda wc: run_pseudo(wc.run),
+        flows=lambda wc: (
+            expand(FLOW_ZARR, video=TRAIN_VIDEOS)
+            if RUN_SPECS[wc.run]["method"] != "maskrcnn"
+            else []
+        ),
+    output:
+        model=f"{SEG_DIR}/model.pt",
+        train_log=f"{SEG_DIR}/train_log.csv",
+    log:
+        f"{RESULTS}/logs/train_segmenter/{{run}}.log",
+    wildcard_constraints:
+        run=RUN_PATTERN,
+    conda:
+        "../envs/wsvis.yaml"
+    threads: 2
+    resources:
+        **gpu_request(config["segment"]["device"]),
+        mem_mb=12000,
+        runtime=2880,
+    params:
+        cfg=lambda wc: to_json(
+            segment_train_params(config["segment"], RUN_SPECS[wc.run])
+        ),
+        categories=CATEGORIES,
+        out_dir=SEG_DIR,
+    shell:
+        "wsvis segment train --tables {input.tables:q} --pseudo {input.pseudo:q} --flows {input.flows:q} "
+        "--categories {params.categories:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
+        "--threads {threads} > {log:q} 2>&1"
+
+
+rule predict:
+    input:
+        table=rules.ingest_video.output.table,
+        model=rules.train_segmenter.output.model,
+    output:
+        zarr=directory(PRED_ZARR),
+    log:
+        f"{RESULTS}/logs/predict/{{run}}/{{video}}.log",
+    wildcard_constraints:
+        run=RUN_PATTERN,
+    conda:
+        "../envs/wsvis.yaml"
+    threads: 2
+    resources:
+        **gpu_request(config["segment"]["device"]),
+        mem_mb=6000,
+        runtime=120,
+    params:
+        cfg=to_json(segment_predict_params(config["segment"])),
+    shell:
+        "wsvis segment predict --table {input.table:q} --model {input.model:q} --method {wildcards.run} "
+        "--out {output.zarr:q} --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule selftrain_pseudo:
+    input:
+        predictions=PRED_ZARR,
+    output:
+        zarr=directory(SELFTRAIN_PSEUDO),
+    log:
+        f"{RESULTS}/logs/selftrain_pseudo/{{run}}/{{video}}.log",
+    wildcard_constraints:
+        run=RUN_PATTERN,
+    conda:
+        "../envs/wsvis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        threshold=config["segment"]["selftrain_score_threshold"],
+    shell:
+        "wsvis segment selftrain-pseudo --predictions {input.predictions:q} --run {wildcards.run} "
+        "--score-threshold {params.threshold} --out {output.zarr:q} > {log:q} 2>&1"
