@@ -14,7 +14,10 @@ rule track_video:
         predictions=PRED_ZARR,
         table=rules.ingest_video.output.table,
         flow=rules.flow.output.zarr,
-        depth=DEPTH_ZARR if DEPTH else [],
+        # Only the STC tracker's spatio-temporal discrepancy (Eq. 9) uses depth.
+        depth=lambda wc: (
+            expand(DEPTH_ZARR, video=wc.video) if DEPTH and wc.tracker == "stc" else []
+        ),
     output:
         json=TRACK_FRAGMENT,
         mots=TRACK_MOTS,
@@ -28,7 +31,9 @@ rule track_video:
         runtime=60,
     params:
         cfg=lambda wc: to_json(config["track"][wc.tracker]),
-        depth=lambda wc, input: f"--depth {shlex.quote(input.depth)}" if DEPTH else "",
+        depth=lambda wc, input: (
+            f"--depth {shlex.quote(input.depth[0])}" if input.depth else ""
+        ),
     shell:
         "wsvis track video --predictions {input.predictions:q} --table {input.table:q} "
         "--flow {input.flow:q} {params.depth} --video {wildcards.video:q} --tracker {wildcards.tracker} "

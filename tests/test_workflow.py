@@ -22,7 +22,7 @@ from wsvis.io.store import open_artifact
 
 pytestmark = pytest.mark.workflow
 
-FRAMES = 4
+FRAMES = 5
 
 
 def snakemake(workdir, *args, check=True):
@@ -51,7 +51,12 @@ def write_config(workdir, **changes):
 VIDEOS = ("blackswan", "dog")
 # Rules downstream of flow (everything but ingestion and the CAM classifier).
 AFTER_FLOW = {"flow", "flow_overview", "cam", "cam_floor", "viz_cam", "ir_labels", "train_irn", "pseudo_irn",
-              "viz_pseudo", "pseudo_metrics", "pseudo_label_table", "all"}
+              "viz_pseudo", "pseudo_metrics", "pseudo_label_table", "train_segmenter", "predict", "frame_metrics",
+              "track_video", "merge_tracks", "viz_tracks", "video_metrics", "summary", "report", "all"}
+# Rules downstream of the pseudo-label inference (what changing irn.infer reruns).
+AFTER_PSEUDO = {"pseudo_irn", "viz_pseudo", "pseudo_metrics", "pseudo_label_table", "train_segmenter", "predict",
+                "frame_metrics", "track_video", "merge_tracks", "viz_tracks", "video_metrics", "summary", "report",
+                "all"}
 
 
 def tiny_training(section):
@@ -79,6 +84,11 @@ def workdir(tmp_path_factory):
     base["irn"]["train"]["radius"] = 5
     base["irn"]["variants"] = ["irn", "flowirn"]
     base["irn"]["infer"] = {"exp_times": 4}
+    base["flow"]["gaps"] = [1, 2]
+    base["segment"]["weights"] = str(REPO / base["segment"]["weights"])
+    base["segment"].update(min_size=64, max_size=112, maskconsist={"delta": 2})
+    base["segment"]["train"].update(iterations=2, batch_size=1, checkpoint_every=1)
+    base["track"]["trackers"] = ["iou", "stc"]
     (wd / "base.yaml").write_text(yaml.safe_dump(base))
     write_config(wd)
     snakemake(wd)
@@ -109,6 +119,14 @@ def test_artifacts(workdir):
         for video in VIDEOS:
             assert (res / "viz" / "pseudo" / variant / f"{video}.png").exists()
     assert (res / "models" / "flowirn" / "train_log.csv").exists()
+    pred = open_artifact(res / "predictions" / "maskconsist" / "dog.zarr", "predictions")
+    assert pred["masks"].shape == (FRAMES, 10, 240, 427) and pred["masks"].dtype == bool
+    tracks = json.loads((res / "tracks" / "maskconsist" / "stc.json").read_text())
+    assert all(len(t["segmentations"]) == FRAMES for t in tracks)
+    summary = pd.read_csv(res / "metrics" / "summary.csv")
+    assert {"frame", "video", "pseudo"} <= set(summary["kind"])
+    assert set(summary[summary["kind"] == "video"]["tracker"]) == {"iou", "stc"}
+    assert (res / "report" / "index.html").stat().st_size > 1000
 
 
 def test_rerun_plans_nothing(workdir):
@@ -122,10 +140,9 @@ def test_flow_change_reruns_flow_and_dependents_only(workdir):
         write_config(workdir, **{"flow.farneback": {"levels": 5}})  # not the selected backend
         assert planned(workdir) == {}
         write_config(workdir, **{"viz.overview_width": 200})
-        assert planned(workdir) == {"all": 1, "flow_overview": 2, "viz_cam": 2, "viz_pseudo": 6}
-        write_config(workdir, **{"irn.infer": {"exp_times": 3}})  # inference only: no retraining
-        assert planned(workdir) == {"all": 1, "pseudo_irn": 4, "viz_pseudo": 4, "pseudo_metrics": 2,
-                                    "pseudo_label_table": 1}
+        assert set(planned(workdir)) == {"all", "flow_overview", "viz_cam", "viz_pseudo", "viz_tracks", "report"}
+        write_config(workdir, **{"irn.infer": {"exp_times": 3}})  # inference only: no IRN retraining
+        assert set(planned(workdir)) == AFTER_PSEUDO
     finally:
         write_config(workdir)
 
@@ -186,10 +203,13 @@ def test_depth_stage_joins_when_configured(workdir):
     try:
         write_config(workdir, **{"depth.backend": depth["backend"], "depth.device": "cpu",
                                  "depth.torchscript": depth["torchscript"]})
-        assert planned(workdir) == {"all": 1, "depth": 2}  # flow and ingest untouched
+        # Flow and ingestion untouched; only the STC tracker (Eq. 9 uses depth) and what follows it.
+        assert planned(workdir) == {"all": 1, "depth": 2, "track_video": 4, "merge_tracks": 2, "viz_tracks": 4,
+                                    "video_metrics": 2, "summary": 1, "report": 1}
         snakemake(workdir)
         group = open_artifact(workdir / "results" / "clip" / "depth" / "dog.zarr", "depth")
         assert group["depth"].shape == (FRAMES, 240, 427) and group["depth"].dtype == np.float16
     finally:
         write_config(workdir)
-    assert planned(workdir) == {}  # without depth configured, the depth rule is not in the DAG
+    # Without depth configured the depth rule leaves the DAG; the STC tracks are redone without it.
+    assert "depth" not in planned(workdir)

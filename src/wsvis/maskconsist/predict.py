@@ -1,0 +1,132 @@
+"""Frame-level inference of a trained Mask R-CNN / MaskConsist model, and predictions -> pseudo-labels.
+
+Inference (MaskConsist §4.2): score threshold 0.05, per-class NMS 0.5; at
+inference MaskConsist is a plain Mask R-CNN (no matching). Output: the
+predictions artifact ``predictions/{method}/{video}.zarr`` of
+:mod:`wsvis.io.predictions` — masks binarised at 0.5 from the mask
+probabilities pasted at frame resolution, boxes xyxy in frame pixels, labels
+the category ids (1-based), the K = ``max_detections`` highest scores.
+
+Self-training (§4.2, "ours self-training"): :func:`predictions_to_pseudo`
+turns round 1's predictions into a pseudo-label artifact that
+:func:`wsvis.maskconsist.train.train_maskrcnn` trains round 2 on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from wsvis.io.predictions import PredictionWriter, frame_predictions, read_predictions
+from wsvis.io.pseudo import PseudoLabelWriter
+from wsvis.maskconsist.train import image_tensor
+from wsvis.models.maskrcnn import detect, load_maskrcnn
+from wsvis.torchutil import resolve_device
+
+__all__ = ["predict_video", "predictions_to_pseudo"]
+
+
+def predict_video(
+    images: Sequence[str | os.PathLike],
+    model_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    method: str,
+    score_threshold: float = 0.05,
+    nms: float = 0.5,
+    max_detections: int = 20,
+    device: str = "auto",
+    params: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run the model of ``model_path`` on every frame of one video and write its predictions artifact.
+
+    Args:
+        images: the video's frame paths in temporal order (T files, one size).
+        model_path: ``model.pt`` of :func:`wsvis.maskconsist.train.train_maskrcnn`.
+        out: ``predictions/{method}/{video}.zarr``.
+        method: name stored in the artifact (``maskrcnn``, ``maskconsist``, ``maskconsist_selftrain``).
+        score_threshold: detections below are dropped (paper 0.05).
+        nms: per-class box NMS IoU (paper 0.5).
+        max_detections: K, detections kept per frame.
+        device: ``auto | cpu | cuda[:N]``.
+        params: the stage's config, stored in attrs.
+        progress: tqdm bar.
+
+    Returns:
+        ``out`` as a Path. Arrays: masks (T, K, H, W) bool, scores (T, K)
+        float32, labels (T, K) int32, boxes (T, K, 4) float32 (see :mod:`wsvis.io.predictions`).
+
+    Raises:
+        FileNotFoundError: no model file; ValueError: no frames or frames of different sizes.
+    """
+    images = [os.fspath(p) for p in images]
+    if not images:
+        raise ValueError("predict_video: no frames")
+    dev = resolve_device(device)
+    model, meta = load_maskrcnn(
+        model_path, dev, box_score_thresh=score_threshold, box_nms_thresh=nms, detections_per_img=max_detections
+    )
+    first = image_tensor(images[0])
+    size = tuple(int(s) for s in first.shape[1:])
+    with PredictionWriter(
+        out, num_frames=len(images), frame_size=size, max_detections=max_detections, method=method,
+        categories=list(meta["categories"]), params=params,
+        attrs={"score_threshold": score_threshold, "nms": nms, "model_method": meta.get("method")},
+    ) as writer:
+        for t, path in enumerate(tqdm(images, desc=f"predict {Path(out).stem}", disable=not progress)):
+            img = first if t == 0 else image_tensor(path)
+            if tuple(img.shape[1:]) != size:
+                raise ValueError(f"{path}: frame size {tuple(img.shape[1:])} differs from the video's {size}")
+            det = detect(model, [img.to(dev)])[0]
+            writer.add_frame(
+                t,
+                (det["masks"] >= 0.5).cpu().numpy(),
+                det["scores"].cpu().numpy(),
+                det["labels"].cpu().numpy(),
+                det["boxes"].cpu().numpy(),
+            )
+    return Path(out)
+
+
+def predictions_to_pseudo(
+    pred_path: str | os.PathLike,
+    out: str | os.PathLike,
+    score_threshold: float = 0.5,
+    *,
+    variant: str = "selftrain",
+    params: dict[str, Any] | None = None,
+) -> Path:
+    """Write a pseudo-label artifact from a predictions artifact (self-training input, §4.2).
+
+    Per frame, detections with score >= ``score_threshold`` become instances
+    of the label map; where masks overlap the highest score wins (masks are
+    written in increasing score, later ones overwrite). A detection left with
+    no pixel is dropped. Classes and scores are copied.
+
+    Args:
+        pred_path: ``predictions/{method}/{video}.zarr``.
+        out: ``pseudo/{variant}/{video}.zarr``.
+        score_threshold: minimum detection score kept.
+        variant: the pseudo-label variant name stored in attrs.
+        params: stored in attrs.
+
+    Returns:
+        ``out`` as a Path.
+    """
+    group, attrs = read_predictions(pred_path)
+    t_count, _, h, w = group["masks"].shape
+    with PseudoLabelWriter(
+        out, num_frames=t_count, frame_size=(h, w), variant=variant, categories=list(attrs["categories"]),
+        params={"score_threshold": score_threshold, "source": str(attrs.get("method")), **(params or {})},
+    ) as writer:
+        for t in range(t_count):
+            masks, scores, labels, _ = frame_predictions(group, t)
+            keep = np.nonzero(scores >= score_threshold)[0]
+            keep = keep[np.argsort(scores[keep], kind="stable")]  # increasing: the highest score is written last
+            writer.add_frame(t, masks[keep], labels[keep], scores[keep])
+    return Path(out)

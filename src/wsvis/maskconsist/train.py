@@ -1,0 +1,503 @@
+"""Train Mask R-CNN on pseudo-labels, plain or with MaskConsist (Liu et al., CVPR 2021, §3.3, §4.2).
+
+``method="maskrcnn"``: the baseline, Mask R-CNN (He et al., ICCV 2017)
+trained on the pseudo-labels of single frames.
+
+``method="maskconsist"``: each batch element is a frame pair (t, t+δ) of one
+video; each frame's training labels are :func:`wsvis.maskconsist.matching.maskconsist_targets`
+of the *current* model's predictions on both frames and both frames'
+pseudo-labels, computed inside the training forward before the losses.
+
+Predictions without an extra forward or backward pass (§3.3: "does not
+require extra forward or backward pass"): torchvision's ``MaskRCNN`` only
+returns losses in train mode, so :func:`maskconsist_losses` runs its
+training forward step by step (the same modules and loss functions as
+``GeneralizedRCNN.forward``):
+
+1. ``transform`` -> ``backbone`` (+FPN) -> RPN head, anchors, proposals (train-mode top-n);
+2. RoI sampling (``rois_per_image``, default 512, 25 % positive) against the *original* pseudo-labels,
+   then the box head on the sampled RoIs — the forward that the loss backpropagates through;
+3. under ``no_grad``, the detached class logits / box deltas of those same RoIs go
+   through ``roi_heads.postprocess_detections`` (softmax, box decoding, score
+   0.05, per-class NMS 0.5, top 100): the model's current detections.
+   Their masks need the mask head on the detected boxes: this is the one piece
+   of network computation MaskConsist adds, a no-grad mask-head pass on at most
+   ``top_k`` boxes per frame (``benchmarks/maskconsist_overhead.py`` measures it).
+   Detections of classes present in neither frame's pseudo-labels are dropped
+   first: they can neither be transferred (Alg. 1 line 4 needs a same-class
+   pseudo-label) nor be matched to a transferable one (e_ij needs equal
+   classes), so this changes no label and saves mask-head work;
+4. matching and Alg. 1 on the CPU at frame resolution -> new labels per frame;
+5. the sampled RoIs are re-assigned to the new labels (``assign_targets_to_proposals``,
+   IoU 0.5) — not re-sampled, the box head output is reused — and the
+   Fast R-CNN, mask and RPN losses are computed against the new labels.
+
+Both methods train through :func:`maskconsist_losses` (``consist=False`` for
+the baseline: step 3-5 skipped), so their iteration times compare directly.
+
+Sampling (deterministic from ``(seed, iteration)``, so a resumed CPU run ends
+with the same weights as an uninterrupted one): iteration ``it`` draws
+``batch_size`` frames uniformly from the frames that have at least one
+pseudo-label (detectron2's ``filter_empty_annotations``: an unlabelled frame
+would only teach "background" where flowIRN may simply have missed the
+object). ``maskrcnn`` adds ``batch_size`` more such frames (same number of
+images per iteration as ``maskconsist``); ``maskconsist`` pairs each drawn
+frame t with t+δ (or t-δ when t+δ is past the end), δ = ``min(delta, T-1)``;
+the partner may have no pseudo-label (then its labels are only what
+MaskConsist transfers; an empty target — all RoIs background — is what
+torchvision does with it). A one-frame video, or a video whose flow artifact
+lacks the clipped gap, contributes single frames (labels = pseudo-labels
+after IoM-NMS). The torch RNG (RoI/anchor sampling) is reseeded from
+``(seed, iteration)`` at each iteration.
+
+Schedule (§4.2): SGD, lr 0.002, momentum 0.9, weight decay 1e-4, ×0.1 at 75 %
+and 88 % of ``iterations`` (``MultiStepLR``); no warm-up and no data
+augmentation (torchvision's resize to ``min_size``/``max_size`` only).
+
+Outputs in ``out_dir``: ``checkpoints/ckpt_<it>.pt`` every ``checkpoint_every``
+iterations (and at the end; emptied when the run's config changes),
+(only the newest is kept), ``train_log.csv`` (iteration, losses, lr, seconds), ``model.pt`` (atomic;
+``{"model", "backbone", "categories", "min_size", "max_size", "frozen_bn",
+"method", "iterations"}``, plain types, ``weights_only``-loadable).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.roi_heads import fastrcnn_loss, maskrcnn_inference, maskrcnn_loss
+from torchvision.models.detection.rpn import concat_box_prediction_layers
+from torchvision.models.detection.transform import resize_boxes
+from tqdm import tqdm
+
+from wsvis.flow.stage import read_flow
+from wsvis.io.images import read_image
+from wsvis.io.pseudo import frame_instances, read_pseudo
+from wsvis.io.store import atomic_file
+from wsvis.maskconsist.matching import Instances, make_instances, maskconsist_targets, to_target
+from wsvis.models.maskrcnn import build_maskrcnn, paste_masks
+from wsvis.torchutil import (
+    TrainLog,
+    latest_checkpoint,
+    load_checkpoint,
+    prepare_checkpoint_dir,
+    resolve_device,
+    save_checkpoint,
+)
+
+__all__ = ["METHODS", "FramePair", "maskconsist_losses", "train_maskrcnn", "image_tensor"]
+
+log = logging.getLogger(__name__)
+
+#: Training methods: the baseline and MaskConsist.
+METHODS = ("maskrcnn", "maskconsist")
+
+LOSS_KEYS = ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg")
+
+
+class FramePair:
+    """Indices of two images of a batch forming (t, t+δ), with their flows.
+
+    Attributes:
+        a, b: positions of frames t and t+δ in the batch.
+        flow_b_to_a: (H, W, 2) float32 flow t+δ -> t on t+δ's grid (``backward[t]``).
+        flow_a_to_b: (H, W, 2) float32 flow t -> t+δ on t's grid (``forward[t]``).
+    """
+
+    def __init__(self, a: int, b: int, flow_b_to_a: np.ndarray, flow_a_to_b: np.ndarray) -> None:
+        self.a, self.b = a, b
+        self.flow_b_to_a, self.flow_a_to_b = flow_b_to_a, flow_a_to_b
+
+
+def image_tensor(path: str | os.PathLike) -> torch.Tensor:
+    """Read a frame as the detector's input: (3, H, W) float32 RGB in [0, 1]."""
+    return torch.from_numpy(read_image(path)).permute(2, 0, 1).float().div_(255.0)
+
+
+def _resize_target(target: dict[str, torch.Tensor], size: tuple[int, int], new_size: tuple[int, int]) -> dict:
+    """A frame-resolution target at the network input's resolution (as ``GeneralizedRCNNTransform.resize``)."""
+    masks = target["masks"]
+    if masks.shape[0]:
+        masks = torch.nn.functional.interpolate(masks[:, None].float(), size=tuple(new_size))[:, 0].byte()
+    else:
+        masks = masks.new_zeros((0, *new_size))
+    return {"boxes": resize_boxes(target["boxes"], size, new_size), "labels": target["labels"], "masks": masks}
+
+
+@torch.no_grad()
+def _predict_from_training(
+    model: MaskRCNN,
+    features: dict[str, torch.Tensor],
+    proposals: list[torch.Tensor],
+    class_logits: torch.Tensor,
+    box_regression: torch.Tensor,
+    image_sizes: list[tuple[int, int]],
+    frame_sizes: list[tuple[int, int]],
+    wanted: list[set[int] | None],
+    top_k: int,
+) -> list[Instances | None]:
+    """Current detections from the training forward's RoI outputs (step 3 of the module docstring).
+
+    ``wanted[i]``: category ids worth predicting on image i (None: image i needs no predictions).
+    Returns binary masks at frame resolution (threshold 0.5), boxes in frame pixels.
+    """
+    roi = model.roi_heads
+    boxes, scores, labels = roi.postprocess_detections(class_logits.detach(), box_regression.detach(), proposals, image_sizes)
+    keep_boxes, keep_labels, keep_scores = [], [], []
+    for i in range(len(boxes)):
+        classes = wanted[i] or set()
+        sel = torch.as_tensor([int(c) in classes for c in labels[i].tolist()], dtype=torch.bool)
+        sel = torch.nonzero(sel).flatten()[:top_k]  # postprocess_detections sorts by score
+        keep_boxes.append(boxes[i][sel])
+        keep_labels.append(labels[i][sel])
+        keep_scores.append(scores[i][sel])
+    probs: list[torch.Tensor] = [b.new_zeros((0, 1, 28, 28)) for b in keep_boxes]
+    if sum(len(b) for b in keep_boxes):
+        x = roi.mask_predictor(roi.mask_head(roi.mask_roi_pool(features, keep_boxes, image_sizes)))
+        probs = maskrcnn_inference(x, keep_labels)
+    out: list[Instances | None] = []
+    for i in range(len(boxes)):
+        if wanted[i] is None:
+            out.append(None)
+            continue
+        fb = resize_boxes(keep_boxes[i], image_sizes[i], frame_sizes[i]).cpu()
+        masks = paste_masks(probs[i].cpu(), fb, frame_sizes[i]) >= 0.5
+        out.append(Instances(masks, fb.float(), keep_labels[i].cpu().long(), keep_scores[i].cpu().float()))
+    return out
+
+
+def maskconsist_losses(
+    model: MaskRCNN,
+    images: list[torch.Tensor],
+    pseudo: list[Instances],
+    pairs: Sequence[FramePair] = (),
+    *,
+    consist: bool = True,
+    intra: bool = True,
+    inter: bool = True,
+    iom_nms: bool = True,
+    iou_threshold: float = 0.5,
+    iom_threshold: float = 0.5,
+    top_k: int = 100,
+) -> tuple[dict[str, torch.Tensor], list[Instances]]:
+    """One training forward of a torchvision Mask R-CNN with MaskConsist labels (module docstring).
+
+    Args:
+        model: Mask R-CNN in train mode.
+        images: B frames, (3, H_i, W_i) float32 RGB in [0, 1], on the model's device.
+        pseudo: B original pseudo-labels (frame resolution, CPU).
+        pairs: which images form (t, t+δ) pairs, with their flows; an image in
+            no pair is a single frame.
+        consist: False -> the baseline: the targets are ``pseudo`` as given.
+        intra, inter, iom_nms, iou_threshold, iom_threshold, top_k: of
+            :func:`wsvis.maskconsist.matching.maskconsist_targets`.
+
+    Returns:
+        ``(losses, labels)``: the five torchvision losses (scalar tensors with
+        grad: ``loss_classifier``, ``loss_box_reg``, ``loss_mask``,
+        ``loss_objectness``, ``loss_rpn_box_reg``) and the B label sets trained on.
+    """
+    dev = images[0].device
+    frame_sizes = [tuple(int(s) for s in img.shape[-2:]) for img in images]
+    image_list, _ = model.transform(images)
+    sizes = [tuple(int(s) for s in hw) for hw in image_list.image_sizes]
+    features = model.backbone(image_list.tensors)
+
+    # RPN (GeneralizedRCNN / RegionProposalNetwork.forward, losses deferred until the labels are known)
+    rpn = model.rpn
+    feats = list(features.values())
+    objectness, deltas = rpn.head(feats)
+    anchors = rpn.anchor_generator(image_list, feats)
+    per_level = [int(o[0].shape[0] * o[0].shape[1] * o[0].shape[2]) for o in objectness]
+    objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+    proposals = rpn.box_coder.decode(deltas.detach(), anchors).view(len(anchors), -1, 4)
+    proposals, _ = rpn.filter_proposals(proposals, objectness, image_list.image_sizes, per_level)
+
+    # RoI sampling against the original pseudo-labels, box head once (with grad).
+    roi = model.roi_heads
+    targets = [_resize_target(to_target(p, dev), fs, s) for p, fs, s in zip(pseudo, frame_sizes, sizes)]
+    rois, matched_idxs, labels, regression_targets = roi.select_training_samples(proposals, targets)
+    box_features = roi.box_head(roi.box_roi_pool(features, rois, image_list.image_sizes))
+    class_logits, box_regression = roi.box_predictor(box_features)
+
+    trained_on = list(pseudo)
+    if consist:
+        partner = {}
+        for p in pairs:
+            partner[p.a] = p.b
+            partner[p.b] = p.a
+        need = inter and bool(pairs)
+        wanted: list[set[int] | None] = [None] * len(images)
+        if need:
+            for i, j in partner.items():
+                wanted[i] = set(pseudo[i].labels.tolist()) | set(pseudo[j].labels.tolist())
+        preds = (
+            _predict_from_training(model, features, rois, class_logits, box_regression, image_list.image_sizes,
+                                   frame_sizes, wanted, top_k)
+            if need and any(w for w in wanted)
+            else [None] * len(images)
+        )
+        kw = dict(intra=intra, inter=inter, iom_nms=iom_nms, iou_threshold=iou_threshold,
+                  iom_threshold=iom_threshold, top_k=top_k)
+        for i in range(len(images)):  # single frames: pseudo-labels (after IoM-NMS)
+            if i not in partner:
+                trained_on[i] = maskconsist_targets(pseudo[i], pseudo[i], pseudo[i], pseudo[i], None, None, **kw)[0]
+        for p in pairs:
+            pa = preds[p.a] if preds[p.a] is not None else pseudo[p.a].select([])
+            pb = preds[p.b] if preds[p.b] is not None else pseudo[p.b].select([])
+            trained_on[p.a], trained_on[p.b] = maskconsist_targets(
+                pa, pb, pseudo[p.a], pseudo[p.b], p.flow_b_to_a, p.flow_a_to_b, **kw
+            )
+        targets = [_resize_target(to_target(t, dev), fs, s) for t, fs, s in zip(trained_on, frame_sizes, sizes)]
+        # Re-assign the sampled RoIs to the new labels (no re-sampling: the box head output is reused).
+        gt_boxes = [t["boxes"] for t in targets]
+        matched_idxs, labels = roi.assign_targets_to_proposals(rois, gt_boxes, [t["labels"] for t in targets])
+        matched_gt = [
+            (g if g.numel() else torch.zeros((1, 4), dtype=g.dtype, device=dev))[m] for g, m in zip(gt_boxes, matched_idxs)
+        ]
+        regression_targets = roi.box_coder.encode(matched_gt, rois)
+
+    loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
+    pos = [torch.where(lab > 0)[0] for lab in labels]
+    mask_rois = [r[i] for r, i in zip(rois, pos)]
+    mask_logits = roi.mask_predictor(roi.mask_head(roi.mask_roi_pool(features, mask_rois, image_list.image_sizes)))
+    loss_mask = maskrcnn_loss(
+        mask_logits, mask_rois, [t["masks"] for t in targets], [t["labels"] for t in targets],
+        [m[i] for m, i in zip(matched_idxs, pos)],
+    )
+    rpn_labels, rpn_gt = rpn.assign_targets_to_anchors(anchors, targets)
+    rpn_reg = rpn.box_coder.encode(rpn_gt, anchors)
+    loss_objectness, loss_rpn_box_reg = rpn.compute_loss(objectness, deltas, rpn_labels, rpn_reg)
+    losses = {
+        "loss_classifier": loss_classifier,
+        "loss_box_reg": loss_box_reg,
+        "loss_mask": loss_mask,
+        "loss_objectness": loss_objectness,
+        "loss_rpn_box_reg": loss_rpn_box_reg,
+    }
+    return losses, trained_on
+
+
+class _Video:
+    """One video's frames, pseudo-labels (lazy) and flows for gap δ (lazy)."""
+
+    def __init__(self, frames: Sequence[str | os.PathLike], pseudo_path: Any, flow_path: Any, delta: int, pairs: bool):
+        self.frames = [os.fspath(p) for p in frames]
+        self.instances, self.classes, self.scores, _ = read_pseudo(pseudo_path)
+        if self.instances.shape[0] != len(self.frames):
+            raise ValueError(f"{pseudo_path}: {self.instances.shape[0]} pseudo-label frames for {len(self.frames)} images")
+        self.labelled = [t for t in range(len(self.frames)) if np.any(self.instances[t])]
+        self.gap = min(int(delta), len(self.frames) - 1)
+        self.forward = self.backward = None
+        if pairs and self.gap >= 1 and flow_path is not None:
+            try:
+                self.forward = read_flow(flow_path, self.gap, "forward")
+                self.backward = read_flow(flow_path, self.gap, "backward")
+            except KeyError as exc:  # the artifact lacks the (clipped) gap; a missing artifact is an error
+                log.warning("%s: no flow for gap %d (%s); its frames train as single frames", flow_path, self.gap, exc)
+
+    def pseudo(self, t: int) -> Instances:
+        _, masks, cls, sc = frame_instances(np.asarray(self.instances[t]), self.classes, self.scores)
+        return make_instances(masks, cls, sc)
+
+    def partner(self, t: int) -> int | None:
+        if self.forward is None:
+            return None
+        return t + self.gap if t + self.gap < len(self.frames) else t - self.gap
+
+
+def _iteration_batch(videos: list[_Video], index: list[tuple[int, int]], it: int, seed: int, batch_size: int,
+                     pairs: bool) -> list[tuple[int, int, int | None]]:
+    """``(video, t, partner or None)`` of iteration ``it``, drawn from ``(seed, it)`` only."""
+    rng = np.random.default_rng([seed, it])
+    picks = rng.integers(0, len(index), size=batch_size * (1 if pairs else 2))
+    out = []
+    for p in picks:
+        v, t = index[int(p)]
+        u = videos[v].partner(t) if pairs else None
+        out.append((v, min(t, u), max(t, u)) if u is not None else (v, t, None))
+    return out
+
+
+def _load_batch(videos: list[_Video], batch, dev: torch.device):
+    images, pseudo, pairs = [], [], []
+    for v, t, u in batch:
+        vid = videos[v]
+        for f in (t, u) if u is not None else (t,):
+            img = image_tensor(vid.frames[f])
+            p = vid.pseudo(f)
+            if tuple(p.masks.shape[1:]) != tuple(img.shape[1:]):
+                raise ValueError(f"{vid.frames[f]}: pseudo-labels {tuple(p.masks.shape[1:])} vs frame {tuple(img.shape[1:])}")
+            images.append(img.to(dev))
+            pseudo.append(p)
+        if u is not None:
+            a = len(images) - 2
+            pairs.append(FramePair(a, a + 1, np.asarray(vid.backward[t], np.float32), np.asarray(vid.forward[t], np.float32)))
+    return images, pseudo, pairs
+
+
+def train_maskrcnn(
+    frames: Sequence[Sequence[str | os.PathLike]],
+    pseudo_paths: Sequence[str | os.PathLike],
+    flow_paths: Sequence[str | os.PathLike | None] | None,
+    out_dir: str | os.PathLike,
+    *,
+    method: str = "maskconsist",
+    categories: Sequence[str],
+    delta: int = 5,
+    intra: bool = True,
+    inter: bool = True,
+    iom_nms: bool = True,
+    top_k: int = 100,
+    rois_per_image: int = 512,
+    backbone: str = "resnet50",
+    weights: str = "none",
+    min_size: int = 800,
+    max_size: int = 1333,
+    iterations: int = 90000,
+    batch_size: int = 1,
+    base_lr: float = 0.002,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    steps: tuple[float, float] = (0.75, 0.88),
+    gamma: float = 0.1,
+    seed: int = 0,
+    checkpoint_every: int = 1000,
+    log_every: int = 20,
+    device: str = "auto",
+    max_iterations: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train Mask R-CNN (``method="maskrcnn"``) or MaskConsist (``"maskconsist"``); write ``out_dir/model.pt``.
+
+    Self-training (§4.2 "ours self-training") is this same function with
+    ``pseudo_paths`` made from round 1's predictions by
+    :func:`wsvis.maskconsist.predict.predictions_to_pseudo`.
+
+    Args:
+        frames: per video, its frame paths in temporal order.
+        pseudo_paths: per video, a pseudo-label artifact (``pseudo/{variant}/{video}.zarr``)
+            at frame resolution.
+        flow_paths: per video, the flow artifact holding gap ``delta`` (and,
+            for videos of T <= δ frames, gap T-1 if it is to be used), or None
+            (everything then trains as single frames). Unused by ``maskrcnn``.
+        out_dir: ``models/{method}/``.
+        method: ``"maskrcnn" | "maskconsist"``.
+        categories: class names in category-id order (num_classes = len + 1).
+        delta: δ, frames between t and t+δ (paper 5 on YTVIS, 3 on Cityscapes).
+        intra, inter, iom_nms: MaskConsist components (Table 5; see
+            :func:`wsvis.maskconsist.matching.maskconsist_targets`).
+        top_k: predictions per frame used for matching (paper 100).
+        rois_per_image: RoIs sampled per image for the box head (512; see
+            :func:`wsvis.models.maskrcnn.build_maskrcnn`).
+        backbone, weights, min_size, max_size: of :func:`wsvis.models.maskrcnn.build_maskrcnn`.
+        iterations: schedule length (paper 90K YTVIS, 75K Cityscapes).
+        batch_size: frame pairs per iteration (``maskrcnn``: 2 x batch_size frames).
+        base_lr, momentum, weight_decay, steps, gamma: SGD and the step schedule
+            (decay by ``gamma`` at ``steps`` fractions of ``iterations``).
+        seed: sampling / initialisation seed.
+        checkpoint_every: iterations between checkpoints (the last is always saved).
+        log_every: iterations between ``train_log.csv`` rows (the last is always logged).
+        device: ``auto | cpu | cuda[:N]``.
+        max_iterations: stop after this many (the schedule still spans ``iterations``).
+        progress: tqdm bar.
+
+    Returns:
+        Path of ``model.pt``.
+
+    Raises:
+        ValueError: unknown method, inputs of different lengths, no labelled frame,
+            pseudo-labels not of the frames' size.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+    if len(pseudo_paths) != len(frames) or (flow_paths is not None and len(flow_paths) != len(frames)):
+        raise ValueError("frames, pseudo_paths and flow_paths need one entry per video")
+    out_dir = Path(out_dir)
+    pairs = method == "maskconsist"
+    videos = [
+        _Video(f, p, flow_paths[v] if flow_paths is not None else None, delta, pairs)
+        for v, (f, p) in enumerate(zip(frames, pseudo_paths))
+    ]
+    index = [(v, t) for v, vid in enumerate(videos) for t in vid.labelled]
+    if not index:
+        raise ValueError("train_maskrcnn: no frame has a pseudo-label")
+
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    model = build_maskrcnn(
+        len(categories) + 1, backbone=backbone, weights=weights, min_size=min_size, max_size=max_size,
+        rois_per_image=rois_per_image,
+    )
+    frozen_bn = weights != "none"
+    model.to(dev).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=base_lr, momentum=momentum, weight_decay=weight_decay)
+    milestones = sorted({max(1, int(round(s * iterations))) for s in steps})
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)
+    stop = iterations if max_iterations is None else min(iterations, int(max_iterations))
+    config = {
+        "method": method, "categories": list(categories), "delta": delta, "intra": intra, "inter": inter,
+        "iom_nms": iom_nms, "top_k": top_k, "rois_per_image": rois_per_image, "backbone": backbone, "weights": str(weights), "min_size": min_size,
+        "max_size": max_size, "iterations": iterations, "batch_size": batch_size, "base_lr": base_lr,
+        "momentum": momentum, "weight_decay": weight_decay, "steps": list(steps), "gamma": gamma, "seed": seed,
+        "frames": [len(v.frames) for v in videos],
+    }
+    ckpt_dir = prepare_checkpoint_dir(out_dir / "checkpoints", config)
+    start = 0
+    last = latest_checkpoint(ckpt_dir)
+    if last is not None:
+        start = load_checkpoint(last, model=model, optimizer=opt, lr_scheduler=sched)
+        log.info("resuming %s training from %s (iteration %d)", method, last, start)
+    train_log = TrainLog(out_dir / "train_log.csv", resume_iteration=start)
+
+    bar = tqdm(range(start, stop), desc=f"{method} {out_dir.name}", initial=start, total=stop, disable=not progress)
+    t0 = time.time()
+    for it in bar:
+        torch.manual_seed(int(np.random.default_rng([seed, it, 1]).integers(2**62)))
+        batch = _iteration_batch(videos, index, it, seed, batch_size, pairs)
+        images, pseudo, frame_pairs = _load_batch(videos, batch, dev)
+        losses, _ = maskconsist_losses(
+            model, images, pseudo, frame_pairs, consist=pairs, intra=intra, inter=inter, iom_nms=iom_nms, top_k=top_k
+        )
+        loss = sum(losses.values())
+        cur_lr = opt.param_groups[0]["lr"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        done = it + 1
+        if done % log_every == 0 or done == stop:
+            train_log.log(
+                iteration=done, loss=float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()},
+                lr=cur_lr, seconds=time.time() - t0,
+            )
+        if done % checkpoint_every == 0 or done == stop:
+            save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=model, optimizer=opt, iteration=done, config=config,
+                            lr_scheduler=sched)
+            for old in ckpt_dir.glob("ckpt_*.pt"):  # keep the newest only (a checkpoint holds weights + momentum)
+                if old.name != f"ckpt_{done}.pt":
+                    old.unlink()
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+
+    out = out_dir / "model.pt"
+    state = {
+        "model": model.state_dict(),
+        "backbone": backbone,
+        "categories": list(categories),
+        "min_size": int(min_size),
+        "max_size": int(max_size),
+        "frozen_bn": bool(frozen_bn),
+        "method": method,
+        "iterations": int(stop),
+    }
+    with atomic_file(out) as tmp:
+        torch.save(state, tmp)
+    return out

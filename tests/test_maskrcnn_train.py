@@ -1,0 +1,137 @@
+"""Mask R-CNN / MaskConsist training, resume, inference and self-training on a tiny real clip.
+
+Real data: a few ``resources/demo`` frames downscaled to 96 x 54, pseudo-labels
+from the ground-truth masks, DIS flow. Weight-free MobileNetV2, a handful of
+iterations: this checks plumbing, shapes and determinism, not accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import DEMO
+from wsvis.flow.stage import compute_video_flow
+from wsvis.io.images import read_image, read_mask
+from wsvis.io.predictions import read_predictions
+from wsvis.io.pseudo import PseudoLabelWriter, read_pseudo
+from wsvis.maskconsist.matching import make_instances
+from wsvis.maskconsist.predict import predict_video, predictions_to_pseudo
+from wsvis.maskconsist.train import FramePair, image_tensor, maskconsist_losses, train_maskrcnn
+from wsvis.models.maskrcnn import build_maskrcnn, load_maskrcnn
+
+CATEGORIES = ["bird", "car", "dog"]
+SIZE = (96, 54)  # (W, H)
+TINY = dict(backbone="mobilenet_v2", weights="none", min_size=54, max_size=96)
+
+
+def make_clip(root: Path, video: str = "blackswan", cls: int = 1, n: int = 5) -> tuple[list[str], Path, Path]:
+    """Downscaled frames, GT-mask pseudo-labels and gap-2 flow of one demo video."""
+    frames, masks = [], []
+    for t in range(n):
+        img = read_image(DEMO / "JPEGImages" / video / f"{t:05d}.jpg")
+        path = root / video / f"{t:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(cv2.resize(img, SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR))
+        frames.append(str(path))
+        m = read_mask(DEMO / "Annotations" / video / f"{t:05d}.png") > 0
+        masks.append(cv2.resize(m.astype(np.uint8), SIZE, interpolation=cv2.INTER_NEAREST) > 0)
+    pseudo = root / "pseudo" / f"{video}.zarr"
+    with PseudoLabelWriter(pseudo, num_frames=n, frame_size=SIZE[::-1], variant="gt", categories=CATEGORIES) as w:
+        for t, m in enumerate(masks):
+            if t == 1:  # a frame where the pseudo-labeler "missed" the object
+                w.add_frame(t, np.zeros((0, *SIZE[::-1]), bool), np.zeros(0, int), np.zeros(0))
+            else:
+                w.add_frame(t, m[None], np.array([cls]), np.array([1.0]))
+    flow = root / "flow" / f"{video}.zarr"
+    compute_video_flow(frames, flow, backend="dis", gaps=[2], progress=False)
+    return frames, pseudo, flow
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> tuple[list[str], Path, Path]:
+    return make_clip(tmp_path_factory.mktemp("clip"))
+
+
+def test_build_maskrcnn_backbones():
+    shipped = Path(__file__).resolve().parents[1] / "resources" / "weights" / "mobilenet_v2_features_imagenet.pt"
+    m = build_maskrcnn(4, backbone="mobilenet_v2", weights=str(shipped), min_size=54, max_size=96)
+    assert m.transform.min_size == (54,) and m.transform.max_size == 96
+    assert m.roi_heads.box_predictor.cls_score.out_features == 4
+    with pytest.raises(ValueError, match="unknown Mask R-CNN backbone"):
+        build_maskrcnn(4, backbone="vgg")
+    with pytest.raises(FileNotFoundError):
+        build_maskrcnn(4, backbone="mobilenet_v2", weights="no/such/file.pt")
+
+
+def test_losses_with_and_without_maskconsist(clip):
+    frames, pseudo_path, flow_path = clip
+    from wsvis.flow.stage import read_flow
+    from wsvis.io.pseudo import frame_instances
+
+    inst, classes, scores, _ = read_pseudo(pseudo_path)
+    pseudo = [make_instances(*frame_instances(np.asarray(inst[t]), classes, scores)[1:]) for t in (0, 2)]
+    images = [image_tensor(frames[t]) for t in (0, 2)]
+    pair = FramePair(0, 1, np.asarray(read_flow(flow_path, 2, "backward")[0], np.float32),
+                     np.asarray(read_flow(flow_path, 2, "forward")[0], np.float32))
+    torch.manual_seed(0)
+    model = build_maskrcnn(4, rois_per_image=64, **TINY).train()
+    for consist in (False, True):
+        losses, labels = maskconsist_losses(model, images, pseudo, [pair], consist=consist)
+        assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
+        assert all(torch.isfinite(v) and v.requires_grad for v in losses.values())
+        assert len(labels) == 2 and all(len(lab) >= 1 for lab in labels)
+
+
+def test_resume_gives_identical_weights(clip, tmp_path):
+    frames, pseudo, flow = clip
+    kw = dict(method="maskconsist", categories=CATEGORIES, delta=2, iterations=4, batch_size=1,
+              checkpoint_every=2, log_every=1, rois_per_image=64, device="cpu", progress=False, **TINY)
+    full = train_maskrcnn([frames], [pseudo], [flow], tmp_path / "full", **kw)
+    train_maskrcnn([frames], [pseudo], [flow], tmp_path / "resumed", max_iterations=2, **kw)
+    resumed = train_maskrcnn([frames], [pseudo], [flow], tmp_path / "resumed", **kw)
+    a = torch.load(full, weights_only=True)
+    b = torch.load(resumed, weights_only=True)
+    assert a["categories"] == CATEGORIES and a["backbone"] == "mobilenet_v2"
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    with open(tmp_path / "resumed" / "train_log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+    assert {"loss_mask", "lr", "seconds"} <= set(rows[0])
+    assert [p.name for p in (tmp_path / "full" / "checkpoints").glob("ckpt_*.pt")] == ["ckpt_4.pt"]
+
+
+def test_train_predict_and_selftrain(clip, tmp_path):
+    frames, pseudo, flow = clip
+    kw = dict(categories=CATEGORIES, delta=2, iterations=2, batch_size=1, rois_per_image=64, device="cpu",
+              progress=False, **TINY)
+    model_path = train_maskrcnn([frames], [pseudo], [flow], tmp_path / "mc", method="maskconsist", **kw)
+    model, meta = load_maskrcnn(model_path)
+    assert not model.training and meta["min_size"] == 54
+    out = predict_video(frames[:3], model_path, tmp_path / "pred" / "blackswan.zarr", method="maskconsist",
+                        max_detections=7, device="cpu", progress=False)
+    group, attrs = read_predictions(out)
+    assert attrs["method"] == "maskconsist" and attrs["categories"] == CATEGORIES
+    assert group["masks"].shape == (3, 7, 54, 96) and group["masks"].dtype == bool
+    assert group["scores"].shape == (3, 7) and group["scores"].dtype == np.float32
+    assert group["labels"].shape == (3, 7) and group["labels"].dtype == np.int32
+    assert group["boxes"].shape == (3, 7, 4) and group["boxes"].dtype == np.float32
+    labels = group["labels"][:]
+    assert labels.min() >= 0 and labels.max() <= 3
+    scores = group["scores"][:]
+    assert np.all(np.diff(scores, axis=1) <= 0)  # sorted per frame
+    boxes = group["boxes"][:]
+    assert np.all(boxes[..., 2] >= boxes[..., 0]) and np.all(boxes[..., 2] <= 96)
+
+    # self-training: round 1's predictions as pseudo-labels, then the same trainer (single frames here)
+    new_pseudo = predictions_to_pseudo(out, tmp_path / "pseudo2" / "blackswan.zarr", score_threshold=0.0)
+    inst, classes, _, pattrs = read_pseudo(new_pseudo)
+    assert inst.shape == (3, 54, 96) and inst.dtype == np.uint16 and pattrs["categories"] == CATEGORIES
+    if inst[:].any():
+        p = train_maskrcnn([frames[:3]], [new_pseudo], None, tmp_path / "st", method="maskrcnn", **kw)
+        assert p.exists()
