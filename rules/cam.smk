@@ -26,8 +26,9 @@ rule train_cam:
     params:
         cfg=to_json(cam_train_params(config["cam"])),
         categories=CATEGORIES,
+        out_dir=lambda wc, output: os.path.dirname(output.model),
     shell:
-        "wsvis cam train --manifest {input.manifest:q} --out-dir {CAM_DIR:q} --params {params.cfg:q} "
+        "wsvis cam train --manifest {input.manifest:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
         "--categories {params.categories:q} --threads {threads} > {log:q} 2>&1"
 
 

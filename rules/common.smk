@@ -1,5 +1,6 @@
 # Config validation and the helpers every rule file uses. Algorithms live in src/wsvis.
 import json
+import os
 import shlex
 
 from snakemake.utils import validate
@@ -66,3 +67,27 @@ def irn_source(variant):
 def irn_flow_boundary(variant):
     """Whether an IRN variant trains with the flow-boundary loss (flowIRN Eq. 3)."""
     return IRN_VARIANTS[variant][1]
+
+
+def run_pseudo(run):
+    """Pseudo-label artifacts a run trains on: an IRN variant's (or the CAM floor's), or, for
+    self-training, those made from the first round's predictions."""
+    spec = RUN_SPECS[run]
+    if spec["method"] == "maskconsist_selftrain":
+        return expand(SELFTRAIN_PSEUDO, run=spec["from"], video=TRAIN_VIDEOS)
+    return expand(PSEUDO_ZARR, variant=spec["pseudo"], video=TRAIN_VIDEOS)
+
+
+def report_pictures():
+    """SECTION=PNG arguments of the report: every per-video picture the workflow draws."""
+    sections = {
+        "optical flow": expand(FLOW_OVERVIEW, video=VIDEOS),
+        "CAM and f-CAM": expand(CAM_VIZ, video=VIDEOS),
+        "pseudo-labels": expand(PSEUDO_VIZ, variant=PSEUDO_VARIANTS, video=VIDEOS),
+        "tracks": expand(
+            TRACK_VIZ, run=RUNS, tracker=config["track"]["trackers"], video=VIDEOS
+        ),
+    }
+    return [
+        f"{section}={path}" for section, paths in sections.items() for path in paths
+    ]

@@ -57,7 +57,7 @@ rule train_irn:
         runtime=720,
     params:
         cfg=lambda wc: to_json(irn_train_params(config["irn"], wc.variant)),
-        out_dir=IRN_DIR,
+        out_dir=lambda wc, output: os.path.dirname(output.model),
     shell:
         "wsvis irn train --tables {input.tables:q} --labels {input.labels:q} --flows {input.flows:q} "
         "--out-dir {params.out_dir:q} --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"

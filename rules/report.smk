@@ -26,21 +26,6 @@ rule viz_tracks:
         "> {log:q} 2>&1"
 
 
-def report_pictures():
-    """SECTION=PNG arguments of the report: every per-video picture the workflow draws."""
-    sections = {
-        "optical flow": expand(FLOW_OVERVIEW, video=VIDEOS),
-        "CAM and f-CAM": expand(CAM_VIZ, video=VIDEOS),
-        "pseudo-labels": expand(PSEUDO_VIZ, variant=PSEUDO_VARIANTS, video=VIDEOS),
-        "tracks": expand(
-            TRACK_VIZ, run=RUNS, tracker=config["track"]["trackers"], video=VIDEOS
-        ),
-    }
-    return [
-        f"{section}={path}" for section, paths in sections.items() for path in paths
-    ]
-
-
 rule report:
     input:
         summary=rules.summary.output.csv,
@@ -57,7 +42,7 @@ rule report:
         runtime=20,
     params:
         pictures=report_pictures(),
-        out_dir=f"{RESULTS}/report",
+        out_dir=lambda wc, output: os.path.dirname(output.html),
         dataset=config["dataset"]["name"],
     shell:
         "wsvis report --summary {input.summary:q} --pictures {params.pictures:q} "

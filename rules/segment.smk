@@ -9,15 +9,6 @@ PRED_ZARR = f"{RESULTS}/predictions/{{run}}/{{video}}.zarr"
 SELFTRAIN_PSEUDO = f"{RESULTS}/pseudo/selftrain_{{run}}/{{video}}.zarr"
 
 
-def run_pseudo(run):
-    """Pseudo-label artifacts a run trains on: an IRN variant's (or the CAM floor's), or, for
-    self-training, those made from the first round's predictions."""
-    spec = RUN_SPECS[run]
-    if spec["method"] == "maskconsist_selftrain":
-        return expand(SELFTRAIN_PSEUDO, run=spec["from"], video=TRAIN_VIDEOS)
-    return expand(PSEUDO_ZARR, variant=spec["pseudo"], video=TRAIN_VIDEOS)
-
-
 rule train_segmenter:
     input:
         tables=expand(INGEST_TABLE, video=TRAIN_VIDEOS),
@@ -46,7 +37,7 @@ rule train_segmenter:
             segment_train_params(config["segment"], RUN_SPECS[wc.run])
         ),
         categories=CATEGORIES,
-        out_dir=SEG_DIR,
+        out_dir=lambda wc, output: os.path.dirname(output.model),
     shell:
         "wsvis segment train --tables {input.tables:q} --pseudo {input.pseudo:q} --flows {input.flows:q} "
         "--categories {params.categories:q} --out-dir {params.out_dir:q} --params {params.cfg:q} "
