@@ -165,7 +165,28 @@ def _present_ids(masks: list[np.ndarray | None]) -> list[int]:
 # --------------------------------------------------------------------------- DAVIS
 
 
-class DavisReader:
+class _Folders:
+    """What the folder-per-video readers share: the selected videos under ``root``."""
+
+    root: Path
+    _videos: list[str]
+
+    def _check_video(self, video: str) -> str:
+        check_name(video, "video")
+        if video not in self._videos:
+            raise ValueError(f"video {video!r} is not in dataset {self.root}")
+        return video
+
+    def _nonempty_videos(self, frames_root: Path) -> list[str]:
+        """The selected videos; ValueError naming a video folder under ``frames_root`` with no frame."""
+        for v in self._videos:
+            folder = frames_root / v
+            if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir()):
+                raise ValueError(f"{folder}: empty video folder (no frames)")
+        return list(self._videos)
+
+
+class DavisReader(_Folders):
     """DAVIS layout: ``JPEGImages/[<resolution>/]<video>/*.jpg`` + ``Annotations/[<resolution>/]<video>/*.png``.
 
     Sources: DAVIS 2016 (Perazzi et al., CVPR 2016: grey {0, 255} masks, one
@@ -240,17 +261,7 @@ class DavisReader:
 
     def list_videos(self) -> list[str]:
         """Sorted video names (folders of JPEGImages); ValueError for an empty video folder."""
-        for v in self._videos:
-            folder = self.image_dir / v
-            if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir()):
-                raise ValueError(f"{folder}: empty video folder (no frames)")
-        return list(self._videos)
-
-    def _check_video(self, video: str) -> str:
-        check_name(video, "video")
-        if video not in self._videos:
-            raise ValueError(f"video {video!r} is not in dataset {self.root}")
-        return video
+        return self._nonempty_videos(self.image_dir)
 
     def sources(self, video: str) -> list[str]:
         """The frame folder, the annotation folder (if any) and the classes CSV (if given)."""
@@ -508,7 +519,7 @@ class YTVISReader:
 # --------------------------------------------------------------------------- MOTS
 
 
-class MOTSReader:
+class MOTSReader(_Folders):
     """KITTI-MOTS / MOTSChallenge instance txt (Voigtlaender et al., "MOTS", CVPR 2019).
 
     Layout: frames ``root/<seq>/<frame:06d>.png|jpg`` and annotations
@@ -546,12 +557,6 @@ class MOTSReader:
     def list_videos(self) -> list[str]:
         """Sorted sequence names (folders of ``root``)."""
         return list(self._videos)
-
-    def _check_video(self, video: str) -> str:
-        check_name(video, "video")
-        if video not in self._videos:
-            raise ValueError(f"video {video!r} is not in dataset {self.root}")
-        return video
 
     def sources(self, video: str) -> list[str]:
         """The sequence's frame folder and its txt file (if it exists)."""
@@ -620,7 +625,7 @@ class MOTSReader:
 # --------------------------------------------------------------------------- no annotation
 
 
-class FramesReader:
+class FramesReader(_Folders):
     """A folder of video folders of frame images (jpg/png), no annotation.
 
     Args:
@@ -636,17 +641,7 @@ class FramesReader:
 
     def list_videos(self) -> list[str]:
         """Sorted video folder names; ValueError naming an empty video folder."""
-        for v in self._videos:
-            folder = self.root / v
-            if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir()):
-                raise ValueError(f"{folder}: empty video folder (no frames)")
-        return list(self._videos)
-
-    def _check_video(self, video: str) -> str:
-        check_name(video, "video")
-        if video not in self._videos:
-            raise ValueError(f"video {video!r} is not in dataset {self.root}")
-        return video
+        return self._nonempty_videos(self.root)
 
     def sources(self, video: str) -> list[str]:
         """The video's frame folder."""
