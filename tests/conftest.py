@@ -35,3 +35,31 @@ def davis_composites() -> Path:
 @pytest.fixture
 def sintel() -> Path:
     return shared("sintel")
+
+
+def build_composite_gt(tmp: Path, frames: dict[str, int]) -> dict:
+    """gt.json of the first ``frames[video]`` frames of real composite videos, built the way the
+    workflow builds it (make_reader -> ingest_video -> merge_manifest)."""
+    import json
+    import shutil
+
+    from wsvis.io.datasets import make_reader
+    from wsvis.io.manifest import ingest_video, merge_manifest
+
+    src = shared("davis_composites")
+    root = tmp / "data"
+    for video, n in frames.items():
+        for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
+            (root / sub / video).mkdir(parents=True)
+            for t in range(n):
+                shutil.copy(src / sub / video / f"{t:05d}.{ext}", root / sub / video / f"{t:05d}.{ext}")
+    shutil.copy(src / "instances.csv", root / "instances.csv")
+    reader = make_reader("davis", root=root, classes_csv=root / "instances.csv")
+    out = tmp / "results"
+    tables, gts = [], []
+    for v in reader.list_videos():
+        ingest_video(reader, v, out / f"{v}.parquet", out / f"{v}.json", split="val")
+        tables.append(out / f"{v}.parquet")
+        gts.append(out / f"{v}.json")
+    merge_manifest(tables, gts, reader.categories(), out / "manifest.parquet", out / "gt.json")
+    return json.loads((out / "gt.json").read_text())

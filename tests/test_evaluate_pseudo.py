@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 from pycocotools.coco import COCO
 
-from conftest import shared
+from conftest import build_composite_gt, shared
 from wsvis.evaluate import (
     TABLE_COLUMNS,
     coco_segm_eval,
@@ -24,8 +23,8 @@ from wsvis.evaluate import (
     region_similarity,
     write_pseudo_label_table,
 )
-from wsvis.io.datasets import VideoRecord, make_reader
-from wsvis.io.manifest import ingest_video, load_gt_masks, merge_manifest, video_gt
+from wsvis.io.datasets import VideoRecord
+from wsvis.io.manifest import load_gt_masks, video_gt
 from wsvis.io.pseudo import PseudoLabelWriter
 
 VIDEOS = {"blackswan_dog_horse": 4, "two_cars": 3}  # composite video -> frames used
@@ -34,24 +33,7 @@ VIDEOS = {"blackswan_dog_horse": 4, "two_cars": 3}  # composite video -> frames 
 @pytest.fixture(scope="module")
 def composite_gt(tmp_path_factory) -> dict:
     """gt.json of the first frames of two real composite videos (3 classes in one, 2 cars in the other)."""
-    src = shared("davis_composites")
-    tmp = tmp_path_factory.mktemp("composites")
-    root = tmp / "data"
-    for video, n in VIDEOS.items():
-        for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
-            (root / sub / video).mkdir(parents=True)
-            for t in range(n):
-                shutil.copy(src / sub / video / f"{t:05d}.{ext}", root / sub / video / f"{t:05d}.{ext}")
-    shutil.copy(src / "instances.csv", root / "instances.csv")
-    reader = make_reader("davis", root=root, classes_csv=root / "instances.csv")
-    out = tmp / "results"
-    tables, gts = [], []
-    for v in reader.list_videos():
-        ingest_video(reader, v, out / f"{v}.parquet", out / f"{v}.json", split="val")
-        tables.append(out / f"{v}.parquet")
-        gts.append(out / f"{v}.json")
-    merge_manifest(tables, gts, reader.categories(), out / "manifest.parquet", out / "gt.json")
-    return json.loads((out / "gt.json").read_text())
+    return build_composite_gt(tmp_path_factory.mktemp("composites"), VIDEOS)
 
 
 def ytvis(fragments: list[dict], categories: list[str]) -> dict:

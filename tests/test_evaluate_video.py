@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import numpy as np
 import pytest
 
-from conftest import shared
+from conftest import build_composite_gt, shared
 from wsvis.evaluate.video import boundary_f, davis_j_and_f, spatio_temporal_iou, video_ap
 from wsvis.evaluate.video import _to_rle
-from wsvis.io.datasets import make_reader
-from wsvis.io.manifest import ingest_video, merge_manifest
 from wsvis.io.rle import encode_mask
 
 H, W = 8, 8
@@ -105,24 +102,7 @@ VIDEOS = {"blackswan_dog_horse": 3, "two_cars": 2}
 @pytest.fixture(scope="module")
 def composite_gt(tmp_path_factory) -> dict:
     """gt.json of the first frames of two real composite videos, through make_reader / ingest / merge."""
-    src = shared("davis_composites")
-    tmp = tmp_path_factory.mktemp("composites")
-    root = tmp / "data"
-    for video, n in VIDEOS.items():
-        for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
-            (root / sub / video).mkdir(parents=True)
-            for t in range(n):
-                shutil.copy(src / sub / video / f"{t:05d}.{ext}", root / sub / video / f"{t:05d}.{ext}")
-    shutil.copy(src / "instances.csv", root / "instances.csv")
-    reader = make_reader("davis", root=root, classes_csv=root / "instances.csv")
-    out = tmp / "results"
-    tables, gts = [], []
-    for v in reader.list_videos():
-        ingest_video(reader, v, out / f"{v}.parquet", out / f"{v}.json", split="val")
-        tables.append(out / f"{v}.parquet")
-        gts.append(out / f"{v}.json")
-    merge_manifest(tables, gts, reader.categories(), out / "manifest.parquet", out / "gt.json")
-    return json.loads((out / "gt.json").read_text())
+    return build_composite_gt(tmp_path_factory.mktemp("composites"), VIDEOS)
 
 
 def test_perfect_tracks_on_real_composites(composite_gt):
