@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from wsvis.io.images import FrameError, read_image
 from wsvis.io.store import ArtifactWriter, open_artifact
+from wsvis.irn.net import grid_size
 
 __all__ = ["IGNORE", "ir_label", "crf_inference_label", "make_video_ir_labels", "read_ir_labels", "upsample_cam"]
 
@@ -135,6 +136,43 @@ def ir_label(
     return np.ascontiguousarray(conf[np.ix_(ys, xs)])
 
 
+def open_video_cams(cam_path: str | os.PathLike, source: str, num_frames: int) -> tuple[Any, tuple[int, int], list[str]]:
+    """Open the ``source`` CAMs of a video's CAM artifact for the IRN steps.
+
+    Args:
+        cam_path: ``cam/{video}.zarr``.
+        source: ``"cam"`` (IRN) or ``"fcam"`` (flowIRN Eq. 2).
+        num_frames: frames of the video (T), which the artifact must hold.
+
+    Returns:
+        ``(cams, (H, W), categories)``: the lazy (T, C, h, w) array on the
+        stride-4 grid, the frame size in pixels, the class names in id order.
+
+    Raises:
+        ValueError: bad ``source``, frame count differing, or a grid that is not
+            the stride-4 grid of the frame size.
+        ArtifactError: missing / incomplete CAM artifact.
+    """
+    if source not in ("cam", "fcam"):
+        raise ValueError(f"source must be 'cam' or 'fcam', got {source!r}")
+    group = open_artifact(cam_path, "cam")
+    cams = group[source]
+    if cams.shape[0] != num_frames:
+        raise ValueError(f"{cam_path}: {cams.shape[0]} CAM frames but {num_frames} images")
+    big_h, big_w = (int(v) for v in group.attrs["frame_size"])
+    if tuple(cams.shape[2:]) != grid_size(big_h, big_w):
+        raise ValueError(f"{cam_path}: CAM grid {tuple(cams.shape[2:])} is not the stride-4 grid of {big_h}x{big_w}")
+    return cams, (big_h, big_w), list(group.attrs.get("categories", []))
+
+
+def read_frame_like_cams(path: str, frame_size: tuple[int, int]) -> np.ndarray:
+    """Decode a frame ((H, W, 3) uint8 RGB); FrameError naming it if its size is not the CAMs' ``frame_size``."""
+    img = read_image(path)
+    if img.shape[:2] != tuple(frame_size):
+        raise FrameError(f"{path}: frame size {img.shape[:2]} differs from the CAMs' {tuple(frame_size)}")
+    return img
+
+
 def make_video_ir_labels(
     images: Sequence[str | os.PathLike],
     cam_path: str | os.PathLike,
@@ -163,17 +201,11 @@ def make_video_ir_labels(
         ArtifactError: missing / incomplete CAM artifact.
         FrameError: unreadable frame or frame size differing from the CAMs'.
     """
-    if source not in ("cam", "fcam"):
-        raise ValueError(f"source must be 'cam' or 'fcam', got {source!r}")
-    group = open_artifact(cam_path, "cam")
-    cams = group[source]
+    cams, (big_h, big_w), categories = open_video_cams(cam_path, source, len(images))
     images = [os.fspath(p) for p in images]
-    if cams.shape[0] != len(images):
-        raise ValueError(f"{cam_path}: {cams.shape[0]} CAM frames but {len(images)} images")
-    big_h, big_w = (int(v) for v in group.attrs["frame_size"])
     _, _, h, w = cams.shape
     attrs = {
-        "categories": list(group.attrs.get("categories", [])),
+        "categories": categories,
         "source": source,
         "stride": 4,
         "conf_fg_thres": conf_fg_thres,
@@ -192,9 +224,7 @@ def make_video_ir_labels(
         labels = writer.create_array("labels", shape=(len(images), h, w), dtype="uint8")
         bar = tqdm(range(len(images)), desc=f"ir labels {os.path.basename(os.fspath(out))}", disable=not progress)
         for t in bar:
-            img = read_image(images[t])
-            if img.shape[:2] != (big_h, big_w):
-                raise FrameError(f"{images[t]}: frame size {img.shape[:2]} differs from the CAMs' {(big_h, big_w)}")
+            img = read_frame_like_cams(images[t], (big_h, big_w))
             labels[t] = ir_label(
                 cams[t], img, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, crf=crf
             )

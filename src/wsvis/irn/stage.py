@@ -17,11 +17,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wsvis.io.images import FrameError, read_image
 from wsvis.io.pseudo import PseudoLabelWriter
-from wsvis.io.store import open_artifact
 from wsvis.irn.instances import instance_pseudo_labels
-from wsvis.irn.net import grid_size
+from wsvis.irn.labels import open_video_cams, read_frame_like_cams
 from wsvis.irn.train import load_irn
 from wsvis.torchutil import resolve_device, to_tensor
 
@@ -65,17 +63,8 @@ def make_video_pseudo_labels(
         FileNotFoundError: missing model.
         FrameError: unreadable frame or frame size differing from the CAMs'.
     """
-    if source not in ("cam", "fcam"):
-        raise ValueError(f"source must be 'cam' or 'fcam', got {source!r}")
-    group = open_artifact(cam_path, "cam")
-    cams = group[source]
+    cams, (big_h, big_w), categories = open_video_cams(cam_path, source, len(images))
     images = [os.fspath(p) for p in images]
-    if cams.shape[0] != len(images):
-        raise ValueError(f"{cam_path}: {cams.shape[0]} CAM frames but {len(images)} images")
-    big_h, big_w = (int(v) for v in group.attrs["frame_size"])
-    if tuple(cams.shape[2:]) != grid_size(big_h, big_w):
-        raise ValueError(f"{cam_path}: CAM grid {tuple(cams.shape[2:])} is not the stride-4 grid of {big_h}x{big_w}")
-    categories = list(group.attrs.get("categories", []))
     dev = resolve_device(device)
     net = load_irn(model_path, dev)
     settings = {
@@ -100,9 +89,7 @@ def make_video_pseudo_labels(
             if not (cam > 0).any():
                 writer.add_frame(t, np.zeros((0, big_h, big_w), bool), np.zeros(0, np.int64), np.zeros(0, np.float32))
                 continue
-            img = read_image(images[t])
-            if img.shape[:2] != (big_h, big_w):
-                raise FrameError(f"{images[t]}: frame size {img.shape[:2]} differs from the CAMs' {(big_h, big_w)}")
+            img = read_frame_like_cams(images[t], (big_h, big_w))
             with torch.no_grad():
                 boundary, disp = net.infer(to_tensor(img).to(dev))
             masks, classes, scores = instance_pseudo_labels(
