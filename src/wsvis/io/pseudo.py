@@ -82,6 +82,11 @@ class PseudoLabelWriter:
         self._instances = self._writer.create_array("instances", shape=(self.num_frames, h, w), dtype="uint16")
         return self
 
+    def create_array(self, name: str, **kwargs: Any) -> zarr.Array:
+        """An extra array beside the contract's (e.g. STC's ``foreground``); keywords of
+        :meth:`wsvis.io.store.ArtifactWriter.create_array`."""
+        return self._writer.create_array(name, **kwargs)
+
     def add_frame(self, t: int, masks: np.ndarray, classes: np.ndarray, scores: np.ndarray) -> None:
         """Store the instances of frame ``t``.
 

@@ -80,14 +80,25 @@ def _load_into(module: nn.Module, path: str, what: str) -> None:
         raise ValueError(f"{path}: does not fit the {what} backbone (missing {missing[:5]}, unexpected {unexpected[:5]})")
 
 
-def _resnet50_fpn(weights: str, trainable_layers: int | None, frozen_bn: bool) -> nn.Module:
+def _resnet50_fpn(
+    weights: str,
+    trainable_layers: int | None,
+    frozen_bn: bool,
+    returned_layers: list[int] | None = None,
+    extra_blocks: nn.Module | None = None,
+) -> nn.Module:
+    """ResNet-50-FPN; default levels C2..C5 + max-pool (Mask R-CNN). FCOS / CondInst pass
+    ``returned_layers=[2, 3, 4]`` and ``LastLevelP6P7`` for P3..P7."""
+    fpn = dict(returned_layers=returned_layers, extra_blocks=extra_blocks)
     pretrained = weights != "none"
     tl = (3 if pretrained else 5) if trainable_layers is None else trainable_layers
     tv_weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1 if weights == "imagenet" else None
     norm = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
     if weights not in ("none", "imagenet"):
         # Build unfrozen, load the file into the ResNet body, then freeze as torchvision would.
-        backbone = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=norm, trainable_layers=5)
+        backbone = resnet_fpn_backbone(
+            backbone_name="resnet50", weights=None, norm_layer=norm, trainable_layers=5, **fpn
+        )
         _load_into(backbone.body, weights, "resnet50")
         layers = ["layer4", "layer3", "layer2", "layer1", "conv1"][:tl]
         if tl == 5:
@@ -96,10 +107,14 @@ def _resnet50_fpn(weights: str, trainable_layers: int | None, frozen_bn: bool) -
             if all(not name.startswith(layer) for layer in layers):
                 p.requires_grad_(False)
         return backbone
-    return resnet_fpn_backbone(backbone_name="resnet50", weights=tv_weights, norm_layer=norm, trainable_layers=tl)
+    return resnet_fpn_backbone(backbone_name="resnet50", weights=tv_weights, norm_layer=norm, trainable_layers=tl, **fpn)
 
 
-def _mobilenet_v2_fpn(weights: str, trainable_layers: int | None, frozen_bn: bool) -> nn.Module:
+def _mobilenet_v2_fpn(
+    weights: str, trainable_layers: int | None, frozen_bn: bool, extra_blocks: nn.Module | None = None
+) -> nn.Module:
+    """MobileNetV2-FPN on ``features[4, 7, 18]`` (stride 8, 16, 32) + ``extra_blocks``
+    (default max-pool, stride 64, as Mask R-CNN; CondInst passes ``LastLevelP6P7``)."""
     pretrained = weights != "none"
     norm = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
     if weights == "imagenet":
@@ -120,7 +135,7 @@ def _mobilenet_v2_fpn(weights: str, trainable_layers: int | None, frozen_bn: boo
             p.requires_grad_(False)
     return_layers = {str(i): str(k) for k, i in enumerate(_MOBILENET_LEVELS)}
     in_channels = [features[i].out_channels for i in _MOBILENET_LEVELS]
-    return BackboneWithFPN(features, return_layers, in_channels, 256, extra_blocks=LastLevelMaxPool())
+    return BackboneWithFPN(features, return_layers, in_channels, 256, extra_blocks=extra_blocks or LastLevelMaxPool())
 
 
 def build_maskrcnn(

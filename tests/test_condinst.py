@@ -1,0 +1,150 @@
+"""CondInst on FCOS (stcseg / boxinst / boxinst_flow): forward + backward, training resume, predictions.
+
+A tiny real clip (demo frames downscaled to 96 x 54, boxes from the gt masks,
+DIS flow), weight-free MobileNetV2, 2 iterations: plumbing, shapes and
+determinism, not accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import DEMO
+from wsvis.boxsup.predict import predict_video_condinst
+from wsvis.boxsup.train import box_mask_losses, flow_image, param_groups, train_condinst, warmup_multistep
+from wsvis.flow.stage import compute_video_flow
+from wsvis.io.images import read_image, read_mask
+from wsvis.io.manifest import mask_boxes
+from wsvis.io.predictions import read_predictions
+from wsvis.models.condinst import build_condinst, load_condinst
+from wsvis.stc.stage import compute_video_stc
+
+CATEGORIES = ["bird", "car", "dog"]
+SIZE = (96, 54)  # (W, H)
+TINY = dict(backbone="mobilenet_v2", weights="none", min_size=54, max_size=96)
+SCHEDULE = dict(iterations=3, batch_size=1, base_lr=0.01, warmup_iters=2, pairwise_warmup=2, checkpoint_every=1,
+                log_every=1, device="cpu", progress=False, mask_channels=4, branch_channels=16)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    root = tmp_path_factory.mktemp("boxclip")
+    frames, boxes = [], []
+    for t in range(4):
+        img = read_image(DEMO / "JPEGImages" / "blackswan" / f"{t:05d}.jpg")
+        path = root / f"{t:05d}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(cv2.resize(img, SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR))
+        frames.append(str(path))
+        m = read_mask(DEMO / "Annotations" / "blackswan" / f"{t:05d}.png") > 0
+        m = cv2.resize(m.astype(np.uint8), SIZE, interpolation=cv2.INTER_NEAREST)
+        boxes.append(mask_boxes(m, [1]) if t != 2 else [])  # frame 2 unlabelled
+    classes = [["bird"] * len(b) for b in boxes]
+    flow = root / "flow.zarr"
+    compute_video_flow(frames, flow, backend="dis", gaps=[1], progress=False)
+    pseudo = root / "stc.zarr"
+    compute_video_stc(boxes, classes, SIZE[::-1], flow, None, pseudo, categories=CATEGORIES, signals="flow")
+    return frames, boxes, classes, flow, pseudo
+
+
+def test_forward_backward_tiny_batch():
+    torch.manual_seed(0)
+    model = build_condinst(4, two_stream=True, mask_channels=4, branch_channels=16, **TINY)
+    images = [torch.rand(3, 54, 96) for _ in range(2)]
+    flows = [torch.rand(3, 54, 96) for _ in range(2)]
+    targets = [{"boxes": torch.tensor([[10.0, 5.0, 50.0, 40.0]]), "labels": torch.tensor([1])},
+               {"boxes": torch.tensor([[0.0, 0.0, 30.0, 30.0], [40.0, 10.0, 90.0, 50.0]]), "labels": torch.tensor([3, 2])}]
+    det, masks = model.train_forward(images, targets, flows, top_k=5)
+    assert set(det) == {"classification", "bbox_regression", "bbox_ctrness"}
+    logits = masks["logits"]
+    assert logits.ndim == 3 and logits.shape[0] <= 10 and logits.shape[0] > 0
+    padded = masks["image_list"].tensors.shape[-2:]
+    assert tuple(logits.shape[1:]) == (padded[0] // 4, padded[1] // 4)  # 1/4 input resolution
+    losses = box_mask_losses("boxinst_flow", masks, images, flows=flows)
+    total = sum(det.values()) + sum(losses.values())
+    total.backward()
+    assert model.fcos.head.controller.weight.grad is not None and model.mask_branch[0].weight.grad is not None
+    pseudo = [torch.ones(54, 96, dtype=torch.bool)] * 2
+    assert set(box_mask_losses("stcseg", masks, images, pseudo=pseudo)) == {"loss_boundary", "loss_box"}
+
+
+def test_fusion_switches_and_errors():
+    m = build_condinst(3, two_stream=True, mask_fusion="concat", **TINY)
+    assert m.mask_in == 16 and m.fcos.head.num_params == (16 + 2) * 16 + 16 + 16 * 16 + 16 + 16 + 1
+    assert build_condinst(3, two_stream=True, mask_fusion="max", **TINY).mask_in == 8
+    with pytest.raises(ValueError, match="two-stream"):
+        m.train_forward([torch.rand(3, 54, 96)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}])
+    with pytest.raises(ValueError, match="unknown fusion"):
+        build_condinst(3, two_stream=True, mask_fusion="attention", **TINY)
+
+
+def test_no_weight_decay_on_norm_layers_and_schedule():
+    model = build_condinst(3, **TINY)  # weights none: trainable BatchNorm in the backbone, GroupNorm in the head
+    decay, no_decay = param_groups(model, 1e-4)
+    assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) > 0
+    ids = {id(p) for p in no_decay["params"]}
+    gn = model.fcos.head.regression_head.conv[1]
+    assert id(gn.weight) in ids and id(model.mask_branch[0].weight) not in ids
+    f = warmup_multistep(100, 10, 0.001, (0.6, 0.8), 0.1)
+    assert f(0) == pytest.approx(0.001) and f(10) == 1.0 and f(59) == 1.0
+    assert f(60) == pytest.approx(0.1) and f(80) == pytest.approx(0.01)
+
+
+def test_training_resumes_to_identical_weights(clip, tmp_path):
+    frames, boxes, classes, flow, pseudo = clip
+    method = "boxinst_flow"  # the two-stream model: flow images, flips and the pairwise warm-up all resume
+    kw = dict(method=method, categories=CATEGORIES, pseudo_paths=[pseudo], flow_paths=[flow], **TINY, **SCHEDULE)
+    full = train_condinst([frames], [boxes], [classes], tmp_path / "full", **kw)
+    train_condinst([frames], [boxes], [classes], tmp_path / "part", max_iterations=1, **kw)
+    resumed = train_condinst([frames], [boxes], [classes], tmp_path / "part", **kw)
+    a, b = torch.load(full, weights_only=True), torch.load(resumed, weights_only=True)
+    assert a["method"] == method and a["categories"] == CATEGORIES
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    rows = list(csv.DictReader(open(tmp_path / "part" / "train_log.csv")))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
+    assert {"loss_projection", "loss_pairwise", "loss_classification"} <= set(rows[0])
+
+
+def test_stcseg_trains_on_stc_pseudo_labels(clip, tmp_path):
+    frames, boxes, classes, flow, pseudo = clip
+    train_condinst([frames], [boxes], [classes], tmp_path / "s", method="stcseg", categories=CATEGORIES,
+                   pseudo_paths=[pseudo], **TINY, **{**SCHEDULE, "iterations": 1})
+    row = next(csv.DictReader(open(tmp_path / "s" / "train_log.csv")))
+    assert float(row["loss_boundary"]) > 0 and float(row["loss_box"]) > 0
+    with pytest.raises(ValueError, match="stcseg needs"):
+        train_condinst([frames], [boxes], [classes], tmp_path / "t", method="stcseg", categories=CATEGORIES,
+                       **TINY, **SCHEDULE)
+
+
+def test_predictions_have_the_contract(clip, tmp_path):
+    frames, boxes, classes, flow, _ = clip
+    model = train_condinst([frames], [boxes], [classes], tmp_path / "m", method="boxinst_flow", categories=CATEGORIES,
+                           flow_paths=[flow], **TINY, **{**SCHEDULE, "iterations": 1})
+    net, meta = load_condinst(model)
+    assert net.two_stream and meta["method"] == "boxinst_flow"
+    out = predict_video_condinst(frames, model, tmp_path / "pred.zarr", method="boxinst_flow", flow_path=flow,
+                                 score_threshold=0.0, max_detections=3, device="cpu", progress=False)
+    group, attrs = read_predictions(out)
+    t, (w, h) = len(frames), SIZE
+    assert group["masks"].shape == (t, 3, h, w) and group["masks"].dtype == bool
+    assert group["scores"].shape == (t, 3) and group["scores"].dtype == np.float32
+    assert group["labels"].shape == (t, 3) and group["labels"].dtype == np.int32
+    assert group["boxes"].shape == (t, 3, 4) and group["boxes"].dtype == np.float32
+    labels = np.asarray(group["labels"][:])
+    assert labels.max() <= len(CATEGORIES) and (labels[labels > 0] >= 1).all()
+    assert attrs["categories"] == CATEGORIES and attrs["method"] == "boxinst_flow"
+    with pytest.raises(ValueError, match="needs the video's flow"):
+        predict_video_condinst(frames, model, tmp_path / "p2.zarr", method="x", device="cpu", progress=False)
+
+
+def test_flow_image_range():
+    f = np.zeros((5, 6, 2), np.float32)
+    f[:, 3:, 0] = 2.0
+    img = flow_image(f)
+    assert img.shape == (3, 5, 6) and float(img.min()) >= 0 and float(img.max()) <= 1
+    assert torch.allclose(img[:, 0, 0], torch.ones(3))  # zero flow is white

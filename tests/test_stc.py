@@ -1,0 +1,88 @@
+"""STC-Seg pseudo-labels: mini network (Eq. 1), threshold filter (Eq. 2), the stage artifact."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from wsvis.flow.stage import compute_video_flow
+from wsvis.io.pseudo import read_pseudo
+from wsvis.io.store import open_artifact
+from wsvis.stc import MiniNetwork, contextual_similarity, stc_pseudo_mask
+from wsvis.stc.stage import box_masks, compute_video_stc
+
+
+def test_similarity_is_one_on_constant_input():
+    for c in (1, 2):
+        s = MiniNetwork(c)(torch.full((1, c, 32, 40), 3.7))
+        assert s.shape == (1, 1, 32, 40)
+        assert torch.allclose(s, torch.ones_like(s))
+
+
+def test_similarity_drops_across_a_step_edge():
+    x = torch.zeros(64, 64, 2)
+    x[:, 32:] = 4.0  # flow jumps by 4 px in each component at column 32
+    s = contextual_similarity(x)
+    assert s[:, 0].min() > 0.999 and s[:, -1].min() > 0.999  # far from the edge: uniform
+    assert s[:, 30:34].max() < 0.7  # at the edge: neighbours differ by 4*sqrt(2) -> delta ~ 0.06
+    # one neighbour offset: exp(-r * ||d||) with r = 0.5
+    assert np.isclose(np.exp(-0.5 * 4 * np.sqrt(2)), 0.0591, atol=1e-3)
+
+
+def test_mini_network_weights_are_fixed_zero_one():
+    net = MiniNetwork(2, layers=3, dilation=2)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 and all(c.dilation == (2, 2) and c.padding == (2, 2) for c in convs)
+    for c in convs:
+        assert set(c.weight.unique().tolist()) == {0.0, 1.0} and not c.weight.requires_grad
+
+
+def test_threshold_filter_on_hand_built_maps():
+    s_s = torch.tensor([[0.2, 0.35, 0.9], [0.31, 0.1, 0.5]])
+    s_t = torch.tensor([[0.9, 0.45, 0.39], [0.41, 0.9, 0.4]])
+    m = stc_pseudo_mask(s_s, s_t, phi_s=0.3, phi_t=0.4)
+    assert m.tolist() == [[False, True, False], [True, False, False]]
+    assert stc_pseudo_mask(None, s_t).tolist() == [[True, True, False], [True, True, False]]  # flow only
+    assert stc_pseudo_mask(s_s, None).tolist() == [[False, True, True], [True, False, True]]  # depth only
+    with pytest.raises(ValueError):
+        stc_pseudo_mask(None, None)
+
+
+def test_box_masks_follow_manifest_convention():
+    m = box_masks(np.array([[1, 0, 3, 2]]), (3, 4))
+    assert m[0].astype(int).tolist() == [[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+
+
+def test_stage_writes_instances_inside_boxes(tmp_path, caplog):
+    h, w, n = 40, 48, 3
+    frames = []
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for t in range(n):
+        img = np.full((h, w, 3), 90, np.uint8) + rng.integers(0, 5, (h, w, 3), dtype=np.uint8)
+        img[10:30, 8 + 2 * t:28 + 2 * t] = 220
+        p = tmp_path / f"{t:05d}.png"
+        cv2.imwrite(str(p), img)
+        frames.append(str(p))
+    flow = tmp_path / "flow.zarr"
+    compute_video_flow(frames, flow, backend="dis", gaps=[1], progress=False)
+    boxes = [[[4.0, 6.0, 34.0, 34.0]]] * n
+    out = tmp_path / "stc.zarr"
+    with caplog.at_level(logging.WARNING):
+        compute_video_stc(boxes, [["car"]] * n, (h, w), flow, None, out, categories=["bird", "car"], signals="both")
+    assert "no depth backend" in caplog.text and "flow only" in caplog.text
+    instances, classes, scores, attrs = read_pseudo(out)
+    assert instances.shape == (n, h, w) and attrs["signals_used"] == "flow"
+    fg = open_artifact(out, "pseudo")["foreground"]
+    inside = box_masks(np.array(boxes[0]), (h, w))[0]
+    for t in range(n):
+        lab = np.asarray(instances[t])
+        assert not lab[~inside].any()
+        assert ((lab > 0) == (np.asarray(fg[t]) & inside)).all()
+    assert set(classes[1:].tolist()) == {2}
+    with pytest.raises(ValueError, match="not in the categories"):
+        compute_video_stc(boxes, [["cow"]] * n, (h, w), flow, None, tmp_path / "x.zarr", categories=["car"])
