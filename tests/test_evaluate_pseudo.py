@@ -190,3 +190,14 @@ def test_pseudo_shape_mismatch_is_an_error(composite_gt, tmp_path):
     path = write_pseudo(tmp_path / "short.zarr", masks[:2], cats, categories(composite_gt))
     with pytest.raises(ValueError, match="do not match"):
         pseudo_label_metrics(composite_gt, {"two_cars": path}, "short")
+
+
+def test_box_iou_counts_only_inside_the_gt_box():
+    from wsvis.evaluate.pseudo import box_iou
+
+    gt = np.zeros((6, 6), bool)
+    gt[1:4, 1:3] = True  # box rows 1-3, cols 1-2
+    fg = np.ones((6, 6), bool)  # everything foreground: inside the box it is the box (6 px), gt has 6 px
+    assert box_iou(fg, gt) == 1.0
+    fg[1, 1] = False
+    assert box_iou(fg, gt) == 5 / 6

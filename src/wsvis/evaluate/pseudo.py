@@ -10,6 +10,10 @@ One row per pseudo-labeler variant (``irn``, ``flowirn``, ``stc``...):
   2016): per frame the IoU of the union of all pseudo masks with the union of
   all gt masks (a frame where both are empty scores 1), averaged over the
   frames of a video, then over videos;
+* ``box_IoU``: IoU of the pseudo foreground *inside each gt box* with that
+  gt mask, averaged over gt instances and frames (the STC-Seg pseudo-label
+  quality: M inside the box vs the mask; for box-derived pseudo-labels it
+  measures what the box cannot tell);
 * ``instances_per_frame`` / ``gt_instances_per_frame``: instances per frame,
   pooled over all evaluated frames;
 * ``videos``, ``frames``: how much was evaluated; ``note``: why something is
@@ -26,11 +30,12 @@ import numpy as np
 import pandas as pd
 
 from wsvis.evaluate.coco import annotated_videos, coco_segm_eval, frame_coco_gt, mask_detections
+from wsvis.io.manifest import load_gt_masks
 from wsvis.io.rle import decode_rle
 from wsvis.io.pseudo import frame_instances, read_pseudo
 from wsvis.io.store import atomic_file
 
-__all__ = ["TABLE_COLUMNS", "region_similarity", "pseudo_label_metrics", "write_pseudo_label_table"]
+__all__ = ["TABLE_COLUMNS", "region_similarity", "box_iou", "pseudo_label_metrics", "write_pseudo_label_table"]
 
 #: Columns of the pseudo-label quality table, in order (``note`` last).
 TABLE_COLUMNS = [
@@ -38,6 +43,7 @@ TABLE_COLUMNS = [
     "AP",
     "AP50",
     "J",
+    "box_IoU",
     "instances_per_frame",
     "gt_instances_per_frame",
     "videos",
@@ -53,6 +59,19 @@ def region_similarity(pred: np.ndarray, gt: np.ndarray) -> float:
     if union == 0:
         return 1.0
     return float(np.logical_and(pred, gt).sum() / union)
+
+
+def box_iou(foreground: np.ndarray, gt_mask: np.ndarray) -> float:
+    """IoU of ``foreground`` inside the bounding box of ``gt_mask`` with ``gt_mask`` (both (H, W) bool).
+
+    Raises:
+        ValueError: an empty ``gt_mask`` (it has no box).
+    """
+    ys, xs = np.nonzero(gt_mask)
+    if not len(ys):
+        raise ValueError("box_iou: empty gt mask")
+    sl = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    return region_similarity(np.asarray(foreground, bool)[sl], np.asarray(gt_mask, bool)[sl])
 
 
 def _gt_frames(gt: dict, video: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +128,7 @@ def pseudo_label_metrics(gt: dict, pseudo_paths: dict[str, str | os.PathLike], v
     byname = {v["name"]: v for v in gt["videos"]}
     coco_gt, image_ids = frame_coco_gt(gt, videos)
     detections: list[dict] = []
-    j_per_video, n_pred, n_gt, n_frames = [], 0, 0, 0
+    j_per_video, n_pred, n_gt, n_frames, box_ious = [], 0, 0, 0, []
     for name in videos:
         video = byname[name]
         instances, classes, scores, attrs = read_pseudo(pseudo_paths[name])
@@ -123,12 +142,14 @@ def pseudo_label_metrics(gt: dict, pseudo_paths: dict[str, str | os.PathLike], v
         if cats is not None and list(cats) != gt_names:
             raise ValueError(f"{pseudo_paths[name]}: categories {list(cats)} differ from the gt's {gt_names}")
         gt_union, gt_counts = _gt_frames(gt, video)
+        gt_masks, _ = load_gt_masks(gt, name)
         j = []
         for t in range(shape[0]):
             label = np.asarray(instances[t])
             ids, masks, cls, sc = frame_instances(label, classes, scores)
             detections += mask_detections(image_ids[(name, t)], masks, cls, sc)
             j.append(region_similarity(label > 0, gt_union[t]))
+            box_ious += [box_iou(label > 0, m) for m in gt_masks[t] if m.any()]
             n_pred += len(ids)
         j_per_video.append(float(np.mean(j)))
         n_gt += int(gt_counts.sum())
@@ -140,6 +161,7 @@ def pseudo_label_metrics(gt: dict, pseudo_paths: dict[str, str | os.PathLike], v
         "AP": ap["AP"],
         "AP50": ap["AP50"],
         "J": float(np.mean(j_per_video)),
+        "box_IoU": float(np.mean(box_ious)) if box_ious else math.nan,
         "instances_per_frame": n_pred / n_frames,
         "gt_instances_per_frame": n_gt / n_frames,
         "videos": len(videos),
