@@ -1,6 +1,7 @@
 # Metrics (wsvis.evaluate): pseudo-label quality per variant, joined into one table.
 
 PSEUDO_METRICS = f"{RESULTS}/metrics/pseudo/{{variant}}.json"
+FRAME_METRICS = f"{RESULTS}/metrics/frames/{{run}}.json"
 
 
 rule pseudo_metrics:
@@ -47,7 +48,7 @@ rule frame_metrics:
         predictions=lambda wc: expand(PRED_ZARR, run=wc.run, video=VIDEOS),
         flows=expand(FLOW_ZARR, video=VIDEOS),
     output:
-        json=f"{RESULTS}/metrics/frames/{{run}}.json",
+        json=FRAME_METRICS,
     log:
         f"{RESULTS}/logs/frame_metrics/{{run}}.log",
     conda:
@@ -88,7 +89,7 @@ rule video_metrics:
 
 rule summary:
     input:
-        frames=expand(rules.frame_metrics.output.json, run=RUNS),
+        frames=expand(FRAME_METRICS, run=RUNS),
         pseudo=expand(PSEUDO_METRICS, variant=PSEUDO_VARIANTS),
         video=expand(
             f"{RESULTS}/metrics/video/{{run}}/{{tracker}}.json",

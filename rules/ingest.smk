@@ -7,7 +7,9 @@ INGEST_GT = f"{RESULTS}/ingest/{{video}}.gt.json"
 
 rule ingest_video:
     input:
-        lambda wc: READER.sources(wc.video),
+        # local(): the dataset stays on the filesystem under remote default storage (Kubernetes):
+        # later stages read frames by the manifest's paths, so every pod must see the same folder.
+        lambda wc: [local(path) for path in READER.sources(wc.video)],
     output:
         table=INGEST_TABLE,
         gt=INGEST_GT,

@@ -1,0 +1,335 @@
+"""Cluster and fault tests on the tiny workflow (tests/tinyflow.py): run by .ci/run.
+
+0. kubernetes: a dry run through workflow/profiles/kubernetes with S3 default storage, served
+   locally by moto_server (no cluster is run).
+1. reference: the workflow run locally (``--cores 2``), timed; per-rule job durations recorded.
+2. faults: for every stage in the order it first ran, the workflow is started again and the
+   whole Snakemake process group is SIGKILLed at a random point of that stage's first job (a
+   crashed node: no cleanup runs). After each kill no final-named Zarr group is incomplete;
+   the next start uses ``--rerun-incomplete``. At the end, every artifact equals the reference.
+3. slurm: a single-node Slurm cluster on localhost (tests/cluster/slurm_cluster.sh) runs the
+   workflow through workflow/profiles/slurm. The segmenter training job is cancelled with
+   scancel once it has written a checkpoint (preemption); the profile's retry resumes it from
+   that checkpoint. Every artifact must equal the reference, and the jobs' cpus, memory, time
+   limit and GPU requests must be those of the rules. Skipped, with the reason printed, only
+   when Slurm cannot be installed.
+
+    python tests/cluster/run_cluster_tests.py [--only faults|slurm] [--seed N] [--keep DIR]
+
+Exit status 0 when every part passed (or Slurm was skipped), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from cluster.compare import compare_results  # noqa: E402
+from tinyflow import REPO, tiny_workflow  # noqa: E402
+
+from wsvis.io.store import ArtifactError, open_artifact  # noqa: E402
+
+RESULTS = "results/clip"
+# The rule whose Slurm job is preempted; it checkpoints every iteration.
+PREEMPTED_RULE = "train_segmenter"
+START = re.compile(r"^(?:local)?rule (\w+):$")
+JOBID = re.compile(r"^\s+jobid: (\d+)$")
+FINISHED = re.compile(r"^Finished jobid: (\d+)")
+
+
+def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:
+    return ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
+            str(workdir.parent / "config.yaml"), *extra]
+
+
+class Run:
+    """A Snakemake run in its own process group, its output parsed for job starts and ends."""
+
+    def __init__(self, cmd: list[str], log: Path, env: dict | None = None) -> None:
+        self.log = log.open("a", buffering=1)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True, env=env)
+        self.started: dict[str, float] = {}   # jobid -> start time
+        self.rule_of: dict[str, str] = {}     # jobid -> rule
+        self.durations: dict[str, list[float]] = {}
+        self.first_start: dict[str, float] = {}  # rule -> first start
+        self._rule: str | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.log.write(line)
+            now = time.monotonic()
+            if m := START.match(line):
+                self._rule = m.group(1)
+            elif (m := JOBID.match(line)) and self._rule:
+                self.started[m.group(1)] = now
+                self.rule_of[m.group(1)] = self._rule
+                self.first_start.setdefault(self._rule, now)
+                self._rule = None
+            elif (m := FINISHED.match(line)) and m.group(1) in self.started:
+                rule = self.rule_of[m.group(1)]
+                self.durations.setdefault(rule, []).append(now - self.started[m.group(1)])
+        self.log.flush()
+
+    def wait(self) -> int:
+        code = self.proc.wait()
+        self._reader.join()
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL Snakemake and every job it started (the whole process group)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.wait()
+
+
+def incomplete_zarrs(results: Path) -> list[str]:
+    """Final-named Zarr groups that a reader would refuse (temporaries start with '.')."""
+    bad = []
+    for path in results.rglob("*.zarr"):
+        if path.name.startswith(".") or any(p.startswith(".") for p in path.relative_to(results).parts):
+            continue
+        try:
+            open_artifact(path)
+        except (ArtifactError, FileNotFoundError, ValueError) as err:
+            bad.append(f"{path.relative_to(results)}: {err}")
+    return bad
+
+
+def reference_run(root: Path) -> tuple[float, dict[str, float], list[str]]:
+    """Local run: wall seconds, median job seconds per rule, rules in order of first start."""
+    t0 = time.monotonic()
+    run = Run(snakemake_cmd(root / "ref", "--cores", "2"), root / "ref.log")
+    if run.wait() != 0:
+        raise SystemExit(f"reference run failed; see {root / 'ref.log'}")
+    wall = time.monotonic() - t0
+    median = {r: sorted(d)[len(d) // 2] for r, d in run.durations.items()}
+    order = sorted(run.first_start, key=run.first_start.get)
+    return wall, median, [r for r in order if r != "all"]
+
+
+def fault_run(root: Path, median: dict[str, float], order: list[str], rng: random.Random) -> list[str]:
+    """Kill the workflow once inside each stage; return the problems found (empty: passed)."""
+    work = root / "faults"
+    problems = []
+    print(f"{'stage':22s} {'killed after':>12s} {'job median':>10s}  result")
+    for rule in order:
+        run = Run(snakemake_cmd(work, "--cores", "2", "--rerun-incomplete"), root / "faults.log")
+        delay = rng.uniform(0.1, 0.9) * median.get(rule, 1.0)
+        while rule not in run.first_start and run.proc.poll() is None:
+            time.sleep(0.02)
+        if rule not in run.first_start:
+            run.wait()
+            print(f"{rule:22s} {'-':>12s} {median.get(rule, 0):10.1f}  not started (already done)")
+            continue
+        time.sleep(max(0.0, run.first_start[rule] + delay - time.monotonic()))
+        finished = run.proc.poll() is not None
+        run.kill()
+        bad = incomplete_zarrs(work / RESULTS)
+        problems += [f"after killing {rule}: incomplete artifact {b}" for b in bad]
+        state = "run had ended" if finished else ("incomplete Zarr left!" if bad else "ok")
+        print(f"{rule:22s} {delay:11.2f}s {median.get(rule, 0):9.1f}s  {state}")
+    final = Run(snakemake_cmd(work, "--cores", "2", "--rerun-incomplete"), root / "faults.log")
+    if final.wait() != 0:
+        return problems + [f"rerun after the kills failed; see {root / 'faults.log'}"]
+    return problems + compare_results(root / "ref" / RESULTS, work / RESULTS)
+
+
+def slurm_jobs(env: dict) -> list[dict[str, str]]:
+    """Every job the controller still knows (MinJobAge keeps finished ones), as key=value dicts."""
+    out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, env=env).stdout
+    jobs = []
+    for line in out.splitlines():
+        if line.startswith("JobId="):
+            jobs.append(dict(kv.split("=", 1) for kv in re.findall(r"(\w[\w/:]*=\S*)", line)))
+    return jobs
+
+
+def preempt(work: Path, env: dict, done: threading.Event, report: dict) -> None:
+    """Cancel the first running segmenter training once it has written a checkpoint."""
+    prefix = f"rule_{PREEMPTED_RULE}_wildcards_"
+    while not done.is_set():
+        for job in slurm_jobs(env):
+            comment = job.get("Comment", "")
+            if job.get("JobState") != "RUNNING" or not comment.startswith(prefix):
+                continue
+            run = comment[len(prefix):]
+            ckpts = sorted((work / RESULTS / "models" / run / "checkpoints").glob("ckpt_*.pt"))
+            if ckpts:
+                subprocess.run(["scancel", job["JobId"]], env=env, check=True)
+                report.update(job=job["JobId"], checkpoint=ckpts[0].name, run=run)
+                return
+        time.sleep(0.1)
+
+
+def check_resources(jobs: list[dict[str, str]]) -> list[str]:
+    """The submitted jobs carry the rules' cpus, memory, time limit and GPU request."""
+    problems = []
+    by_rule: dict[str, dict[str, str]] = {}
+    for job in jobs:
+        m = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", job.get("Comment", ""))
+        if m:
+            by_rule.setdefault(m.group(1), job)
+    expected = {  # rule -> substrings of its TRES / limits (rules/*.smk)
+        "train_segmenter": {"TRES": ["cpu=2", "mem=12000M", "gres/gpu=1"], "TimeLimit": "2-00:00:00"},
+        "train_cam": {"TRES": ["cpu=2", "mem=8000M", "gres/gpu=1"], "TimeLimit": "12:00:00"},
+        "summary": {"TRES": ["cpu=1", "mem=1000M"], "TimeLimit": "00:10:00"},
+    }
+    for rule, want in expected.items():
+        job = by_rule.get(rule)
+        if job is None:
+            problems.append(f"no Slurm job seen for rule {rule}")
+            continue
+        for part in want["TRES"]:
+            if part not in job.get("TRES", ""):
+                problems.append(f"{rule}: {part} not in TRES {job.get('TRES')}")
+        if job.get("TimeLimit") != want["TimeLimit"]:
+            problems.append(f"{rule}: TimeLimit {job.get('TimeLimit')} != {want['TimeLimit']}")
+    if "summary" in by_rule and "gres/gpu" in by_rule["summary"].get("TRES", ""):
+        problems.append("summary asked for a GPU")
+    return problems
+
+
+def slurm_run(root: Path, local_wall: float) -> list[str] | None:
+    """Run through the slurm profile with one preemption; None when Slurm is unavailable."""
+    state = root / "slurm-state"
+    start = subprocess.run(["bash", str(HERE / "slurm_cluster.sh"), "start", str(state)],
+                           capture_output=True, text=True)
+    if start.returncode == 3:
+        print(f"SKIP slurm: {start.stderr.strip()}")
+        return None
+    if start.returncode != 0:
+        return [f"slurm did not start: {start.stdout}{start.stderr}"]
+    print(start.stdout.strip())
+    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+    work = root / "slurm"
+    try:
+        t0 = time.monotonic()
+        run = Run(snakemake_cmd(work, "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
+                                "--slurm-status-command", "squeue",
+                                "--slurm-init-seconds-before-status-checks", "2",
+                                "--slurm-logdir", str(root / "slurm-logs"), "--latency-wait", "5"),
+                  root / "slurm.log", env=env)
+        done, report = threading.Event(), {}
+        watcher = threading.Thread(target=preempt, args=(work, env, done, report), daemon=True)
+        watcher.start()
+        code = run.wait()
+        done.set()
+        wall = time.monotonic() - t0
+        if code != 0:
+            return [f"slurm run failed; see {root / 'slurm.log'}"]
+        jobs = slurm_jobs(env)
+        print(f"slurm run: {wall:.0f} s wall vs local {local_wall:.0f} s (ratio {wall / local_wall:.2f}); "
+              f"{len(jobs)} Slurm jobs")
+        problems = check_resources(jobs)
+        if not report:
+            problems.append(f"no {PREEMPTED_RULE} job was preempted")
+        else:
+            train_log = (work / RESULTS / "logs" / PREEMPTED_RULE / f"{report['run']}.log").read_text()
+            resumed = re.search(r"resuming \w+ training from \S*ckpt_(\d+)", train_log)
+            print(f"preempted Slurm job {report['job']} ({PREEMPTED_RULE} {report['run']}) after {report['checkpoint']};"
+                  f" {'resumed from iteration ' + resumed.group(1) if resumed else 'no resume logged'}")
+            if not resumed:
+                problems.append(f"{PREEMPTED_RULE} {report['run']} did not resume from its checkpoint")
+        return problems + compare_results(root / "ref" / RESULTS, work / RESULTS)
+    finally:
+        subprocess.run(["bash", str(HERE / "slurm_cluster.sh"), "stop", str(state)], capture_output=True)
+
+
+def kubernetes_dry_run(root: Path) -> list[str]:
+    """Dry run through workflow/profiles/kubernetes against a local S3 API (moto_server).
+
+    The Kubernetes executor is not run here (no cluster); the dry run checks that the workflow
+    resolves every path through the remote default storage the profile sets.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        import boto3
+
+        for _ in range(100):
+            try:
+                boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                             aws_secret_access_key="test").create_bucket(Bucket="wsvis")
+                break
+            except Exception:  # the server is still starting
+                time.sleep(0.1)
+        out = subprocess.run(snakemake_cmd(root / "k8s", "--profile", str(REPO / "workflow" / "profiles" / "kubernetes"),
+                                           "--default-storage-prefix", "s3://wsvis/run",
+                                           "--storage-s3-endpoint-url", endpoint, "-n", "--quiet", "rules"),
+                             capture_output=True, text=True, env=env)
+    finally:
+        server.terminate()
+        server.wait()
+    total = re.search(r"^total\s+(\d+)$", out.stdout, re.M)
+    if out.returncode != 0 or not total:
+        return [f"kubernetes dry run failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"]
+    print(f"kubernetes dry run: {total.group(1)} jobs planned through s3://wsvis/run")
+    return []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["faults", "slurm", "kubernetes"])
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 10000)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="wsvis-cluster-"))
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"cluster tests in {root}, seed {args.seed}")
+    config = tiny_workflow(root)
+    # Enough iterations for a preemption between checkpoints of the segmenter training.
+    config["segment"]["train"].update(iterations=12, checkpoint_every=2)
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    failures: list[str] = []
+    try:
+        if args.only in (None, "kubernetes"):
+            failures += kubernetes_dry_run(root)
+        if args.only != "kubernetes":
+            local_wall, median, order = reference_run(root)
+            print(f"reference local run: {local_wall:.0f} s wall, {len(order)} stages")
+        if args.only in (None, "faults"):
+            problems = fault_run(root, median, order, random.Random(args.seed))
+            print(f"faults: {'passed' if not problems else 'FAILED'}")
+            failures += problems
+        if args.only in (None, "slurm"):
+            problems = slurm_run(root, local_wall)
+            if problems is not None:
+                print(f"slurm: {'passed' if not problems else 'FAILED'}")
+                failures += problems
+    finally:
+        if not args.keep and not failures:
+            shutil.rmtree(root, ignore_errors=True)
+    for line in failures:
+        print(f"  {line}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
