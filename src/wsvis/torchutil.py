@@ -31,6 +31,7 @@ __all__ = [
     "latest_checkpoint",
     "prepare_checkpoint_dir",
     "TrainLog",
+    "optimizer_step",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "to_tensor",
@@ -206,3 +207,48 @@ class TrainLog:
             self.fields = list(row)
         self._rows.append(row)
         self._rewrite()
+
+
+def optimizer_step(
+    loss: torch.Tensor,
+    losses: dict[str, torch.Tensor],
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: Any,
+    iteration: int,
+    stop: int,
+    train_log: TrainLog,
+    ckpt_dir: str | os.PathLike,
+    config: dict,
+    log_every: int,
+    checkpoint_every: int,
+    seconds: float,
+) -> None:
+    """The tail of one training iteration shared by the detector trainings.
+
+    Backward, optimizer and scheduler step; every ``log_every`` iterations (and at ``stop``) a
+    ``train_log.csv`` row (iteration, loss, each of ``losses``, the lr the step used, ``seconds``);
+    every ``checkpoint_every`` iterations (and at ``stop``) a checkpoint ``ckpt_<it>.pt`` in
+    ``ckpt_dir``, the older ones removed (a checkpoint holds weights + momentum).
+
+    Args:
+        loss: the scalar to backpropagate; losses: its named terms (logged).
+        iteration: the 0-based iteration just computed (``iteration + 1`` are done).
+    """
+    cur_lr = optimizer.param_groups[0]["lr"]
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    lr_scheduler.step()
+    done = iteration + 1
+    if done % log_every == 0 or done == stop:
+        train_log.log(iteration=done, loss=float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()},
+                      lr=cur_lr, seconds=seconds)
+    if done % checkpoint_every == 0 or done == stop:
+        ckpt_dir = Path(ckpt_dir)
+        save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=model, optimizer=optimizer, iteration=done, config=config,
+                        lr_scheduler=lr_scheduler)
+        for old in ckpt_dir.glob("ckpt_*.pt"):
+            if old.name != f"ckpt_{done}.pt":
+                old.unlink()

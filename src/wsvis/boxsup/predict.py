@@ -15,12 +15,9 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from tqdm import tqdm
-
 from wsvis.boxsup.train import flow_image
 from wsvis.flow.stage import read_flow
-from wsvis.io.predictions import PredictionWriter
-from wsvis.maskconsist.train import image_tensor
+from wsvis.maskconsist.predict import write_video_predictions
 from wsvis.models.condinst import load_condinst
 from wsvis.stc.stage import frame_flow
 from wsvis.torchutil import resolve_device
@@ -71,25 +68,18 @@ def predict_video_condinst(
         if flow_path is None:
             raise ValueError(f"{model_path}: a two-stream model ({meta['method']}) needs the video's flow (--flow)")
         forward, backward = read_flow(flow_path, 1, "forward"), read_flow(flow_path, 1, "backward")
-    first = image_tensor(images[0])
-    size = tuple(int(s) for s in first.shape[1:])
-    with PredictionWriter(
-        out, num_frames=len(images), frame_size=size, max_detections=max_detections, method=method,
-        categories=list(meta["categories"]), params=params,
-        attrs={"score_threshold": score_threshold, "nms": nms, "model_method": meta.get("method")},
-    ) as writer:
-        for t, path in enumerate(tqdm(images, desc=f"predict {Path(out).stem}", disable=not progress)):
-            img = first if t == 0 else image_tensor(path)
-            if tuple(img.shape[1:]) != size:
-                raise ValueError(f"{path}: frame size {tuple(img.shape[1:])} differs from the video's {size}")
-            flows = None
-            if model.two_stream:
-                f = frame_flow(forward, backward, t, len(images), negate_backward=True)
-                if f is None:
-                    raise ValueError(f"{path}: a one-frame video has no flow for the two-stream model")
-                flows = [flow_image(f).to(dev)]
-            det = model.detect([img.to(dev)], flows, score_thresh=score_threshold, nms_thresh=nms,
-                               detections_per_img=max_detections)[0]
-            writer.add_frame(t, (det["masks"] >= 0.5).cpu().numpy(), det["scores"].cpu().numpy(),
-                             det["labels"].cpu().numpy(), det["boxes"].cpu().numpy())
-    return Path(out)
+    def detect_frame(t: int, img):
+        flows = None
+        if model.two_stream:
+            f = frame_flow(forward, backward, t, len(images), negate_backward=True)
+            if f is None:
+                raise ValueError(f"{images[t]}: a one-frame video has no flow for the two-stream model")
+            flows = [flow_image(f).to(dev)]
+        return model.detect([img.to(dev)], flows, score_thresh=score_threshold, nms_thresh=nms,
+                            detections_per_img=max_detections)[0]
+
+    return write_video_predictions(
+        images, out, detect_frame, method=method, categories=list(meta["categories"]), max_detections=max_detections,
+        params=params, attrs={"score_threshold": score_threshold, "nms": nms, "model_method": meta.get("method")},
+        progress=progress,
+    )

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from wsvis.io.predictions import PredictionWriter, frame_predictions, read_predictions
@@ -27,7 +28,7 @@ from wsvis.maskconsist.train import image_tensor
 from wsvis.models.maskrcnn import detect, load_maskrcnn
 from wsvis.torchutil import resolve_device
 
-__all__ = ["predict_video", "predictions_to_pseudo"]
+__all__ = ["predict_video", "write_video_predictions", "predictions_to_pseudo"]
 
 
 def predict_video(
@@ -71,18 +72,52 @@ def predict_video(
     model, meta = load_maskrcnn(
         model_path, dev, box_score_thresh=score_threshold, box_nms_thresh=nms, detections_per_img=max_detections
     )
+    return write_video_predictions(
+        images, out, lambda t, img: detect(model, [img.to(dev)])[0], method=method,
+        categories=list(meta["categories"]), max_detections=max_detections, params=params,
+        attrs={"score_threshold": score_threshold, "nms": nms, "model_method": meta.get("method")}, progress=progress,
+    )
+
+
+def write_video_predictions(
+    images: Sequence[str],
+    out: str | os.PathLike,
+    detect_frame: Callable[[int, torch.Tensor], dict[str, torch.Tensor]],
+    *,
+    method: str,
+    categories: list[str],
+    max_detections: int,
+    params: dict[str, Any] | None = None,
+    attrs: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Path:
+    """The frame loop every segmenter's inference shares: read each frame, detect, write the predictions artifact.
+
+    Args:
+        images: the video's T frame paths (one size).
+        out: ``predictions/{method}/{video}.zarr``.
+        detect_frame: ``(t, image (3, H, W) float32 RGB in [0, 1]) -> {"masks" (n, H, W) float
+            probabilities, "scores" (n,), "labels" (n,) category ids, "boxes" (n, 4) xyxy pixels}``.
+        method, categories, max_detections, params, attrs: of :class:`wsvis.io.predictions.PredictionWriter`.
+        progress: tqdm bar.
+
+    Returns:
+        ``out`` as a Path; masks are the probabilities binarised at 0.5.
+
+    Raises:
+        ValueError: a frame whose size differs from the first one's (names the file).
+    """
     first = image_tensor(images[0])
     size = tuple(int(s) for s in first.shape[1:])
     with PredictionWriter(
         out, num_frames=len(images), frame_size=size, max_detections=max_detections, method=method,
-        categories=list(meta["categories"]), params=params,
-        attrs={"score_threshold": score_threshold, "nms": nms, "model_method": meta.get("method")},
+        categories=categories, params=params, attrs=attrs,
     ) as writer:
         for t, path in enumerate(tqdm(images, desc=f"predict {Path(out).stem}", disable=not progress)):
             img = first if t == 0 else image_tensor(path)
             if tuple(img.shape[1:]) != size:
                 raise ValueError(f"{path}: frame size {tuple(img.shape[1:])} differs from the video's {size}")
-            det = detect(model, [img.to(dev)])[0]
+            det = detect_frame(t, img)
             writer.add_frame(
                 t,
                 (det["masks"] >= 0.5).cpu().numpy(),

@@ -87,9 +87,9 @@ from wsvis.torchutil import (
     TrainLog,
     latest_checkpoint,
     load_checkpoint,
+    optimizer_step,
     prepare_checkpoint_dir,
     resolve_device,
-    save_checkpoint,
 )
 
 __all__ = ["METHODS", "FramePair", "maskconsist_losses", "train_maskrcnn", "image_tensor"]
@@ -468,23 +468,9 @@ def train_maskrcnn(
             model, images, pseudo, frame_pairs, consist=pairs, intra=intra, inter=inter, iom_nms=iom_nms, top_k=top_k
         )
         loss = sum(losses.values())
-        cur_lr = opt.param_groups[0]["lr"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        done = it + 1
-        if done % log_every == 0 or done == stop:
-            train_log.log(
-                iteration=done, loss=float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()},
-                lr=cur_lr, seconds=time.time() - t0,
-            )
-        if done % checkpoint_every == 0 or done == stop:
-            save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=model, optimizer=opt, iteration=done, config=config,
-                            lr_scheduler=sched)
-            for old in ckpt_dir.glob("ckpt_*.pt"):  # keep the newest only (a checkpoint holds weights + momentum)
-                if old.name != f"ckpt_{done}.pt":
-                    old.unlink()
+        optimizer_step(loss, losses, model=model, optimizer=opt, lr_scheduler=sched, iteration=it, stop=stop,
+                       train_log=train_log, ckpt_dir=ckpt_dir, config=config, log_every=log_every,
+                       checkpoint_every=checkpoint_every, seconds=time.time() - t0)
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
 
     out = out_dir / "model.pt"
