@@ -20,6 +20,8 @@ from wsvis.config import (
     segment_predict_params,
     segment_runs,
     segment_train_params,
+    run_uses_flow,
+    stc_params,
     to_json,
 )
 from wsvis.io.datasets import make_reader
@@ -36,13 +38,13 @@ DEPTH = depth_enabled(config["depth"])
 TRAIN_VIDEOS = [
     v for v in VIDEOS if ingest_params(config["dataset"], v)["split"] == "train"
 ]
-# Pseudo-label variants: the CAM floor plus the configured IRN variants (flowIRN Table 4).
-PSEUDO_VARIANTS = ["cam", *config["irn"]["variants"]]
+# Pseudo-label variants: the CAM floor, the configured IRN variants (flowIRN Table 4) and STC-Seg's.
+PSEUDO_VARIANTS = ["cam", *config["irn"]["variants"], "stc"]
 
 
 wildcard_constraints:
     video=NAME_PATTERN,
-    variant="|".join(["cam", *IRN_VARIANTS]),
+    variant="|".join(["cam", "stc", *IRN_VARIANTS]),
 
 
 def log_path(stage):
@@ -70,11 +72,14 @@ def irn_flow_boundary(variant):
 
 
 def run_pseudo(run):
-    """Pseudo-label artifacts a run trains on: an IRN variant's (or the CAM floor's), or, for
-    self-training, those made from the first round's predictions."""
+    """Pseudo-label artifacts a run trains on: an IRN variant's (or the CAM floor's, or STC's for
+    stcseg), none for BoxInst runs, or, for self-training, those made from the first round's predictions.
+    """
     spec = RUN_SPECS[run]
     if spec["method"] == "maskconsist_selftrain":
         return expand(SELFTRAIN_PSEUDO, run=spec["from"], video=TRAIN_VIDEOS)
+    if spec["pseudo"] is None:  # boxinst, boxinst_flow: boxes only
+        return []
     return expand(PSEUDO_ZARR, variant=spec["pseudo"], video=TRAIN_VIDEOS)
 
 
@@ -91,3 +96,10 @@ def report_pictures():
     return [
         f"{section}={path}" for section, paths in sections.items() for path in paths
     ]
+
+
+def run_flows(run, stage, video=None):
+    """Flow artifacts a run's training (all training videos) or prediction (one video) reads."""
+    if not run_uses_flow(RUN_SPECS[run], stage):
+        return []
+    return expand(FLOW_ZARR, video=video if video is not None else TRAIN_VIDEOS)

@@ -1,5 +1,6 @@
-# Second stage (wsvis.maskconsist): Mask R-CNN / MaskConsist on pseudo-labels, self-training,
-# per-frame predictions. One folder per run of config segment.runs.
+# Second stage: Mask R-CNN / MaskConsist on pseudo-labels, self-training (wsvis.maskconsist), and
+# box-supervised CondInst runs stcseg / boxinst / boxinst_flow (wsvis.boxsup); per-frame predictions.
+# One folder per run of config segment.runs.
 
 RUN_SPECS = segment_runs(config["segment"], config["irn"]["variants"])
 RUNS = list(RUN_SPECS)
@@ -13,11 +14,7 @@ rule train_segmenter:
     input:
         tables=expand(INGEST_TABLE, video=TRAIN_VIDEOS),
         pseudo=lambda wc: run_pseudo(wc.run),
-        flows=lambda wc: (
-            expand(FLOW_ZARR, video=TRAIN_VIDEOS)
-            if RUN_SPECS[wc.run]["method"] != "maskrcnn"
-            else []
-        ),
+        flows=lambda wc: run_flows(wc.run, "train"),
     output:
         model=f"{SEG_DIR}/model.pt",
         train_log=f"{SEG_DIR}/train_log.csv",
@@ -48,6 +45,7 @@ rule predict:
     input:
         table=rules.ingest_video.output.table,
         model=rules.train_segmenter.output.model,
+        flow=lambda wc: run_flows(wc.run, "predict", wc.video),
     output:
         zarr=directory(PRED_ZARR),
     log:
@@ -63,8 +61,11 @@ rule predict:
         runtime=120,
     params:
         cfg=to_json(segment_predict_params(config["segment"])),
+        flow=lambda wc, input: (
+            f"--flow {shlex.quote(input.flow[0])}" if input.flow else ""
+        ),
     shell:
-        "wsvis segment predict --table {input.table:q} --model {input.model:q} --method {wildcards.run} "
+        "wsvis segment predict --table {input.table:q} --model {input.model:q} --method {wildcards.run} {params.flow} "
         "--out {output.zarr:q} --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
 

@@ -138,3 +138,49 @@ def test_irn_variant_params():
     assert irn_infer_params(irn, "irn_fcam")["source"] == "fcam"
     with pytest.raises(ConfigError, match="unknown variant"):
         irn_train_params(irn, "irnx")
+
+
+def test_box_runs_params_and_options():
+    from wsvis.config import segment_runs, segment_train_params
+
+    config = load()
+    config["segment"]["runs"].append({"name": "bf_max", "method": "boxinst_flow",
+                                      "options": {"detection_fusion": "max", "train": {"iterations": 5}}})
+    validate(config, SCHEMA)
+    check_config(config)
+    runs = segment_runs(config["segment"], config["irn"]["variants"])
+    assert runs["stcseg"]["pseudo"] == "stc" and runs["boxinst"]["pseudo"] is None
+    seg = config["segment"]
+    stc = segment_train_params(seg, runs["stcseg"])
+    assert stc["method"] == "stcseg" and stc["condinst"]["boundary"] == "bd" and "flow_pairwise" not in stc["condinst"]
+    flow = segment_train_params(seg, runs["boxinst_flow"])
+    assert flow["condinst"]["detection_fusion"] == "sum" and flow["condinst"]["flow_threshold"] == 0.6
+    assert flow["condinst"]["color_threshold"] == 0.3 and flow["condinst"]["dilation"] == 2  # BoxInst's
+    ablation = segment_train_params(seg, runs["bf_max"])
+    assert ablation["condinst"]["detection_fusion"] == "max" and ablation["train"]["iterations"] == 5
+    # The Mask R-CNN schedule is not part of a box run's params: editing it retrains no CondInst.
+    before = segment_train_params(seg, runs["boxinst"])
+    seg["train"]["iterations"] = 7
+    assert segment_train_params(seg, runs["boxinst"]) == before
+
+
+def test_box_run_errors_name_the_run():
+    from wsvis.config import segment_runs, segment_train_params
+
+    config = load()
+    validate(config, SCHEMA)
+    seg = copy.deepcopy(config["segment"])
+    seg["runs"] = [{"name": "b", "method": "boxinst", "pseudo": "flowirn"}]
+    with pytest.raises(ConfigError, match="'b'.*boxes only"):
+        segment_runs(seg, ["flowirn"])
+    seg["runs"] = [{"name": "b", "method": "boxinst", "options": {"boundary": "bce"}}]
+    with pytest.raises(ConfigError, match=r"'b'.*\['boundary'\]"):
+        segment_train_params(seg, segment_runs(seg, ["flowirn"])["b"])
+    seg["runs"] = [{"name": "m", "method": "maskrcnn", "options": {"boundary": "bce"}}]
+    with pytest.raises(ConfigError, match="box-supervised"):
+        segment_runs(seg, ["flowirn"])
+    config["flow"]["gaps"] = [5]
+    config.pop("cam")
+    config["segment"]["runs"] = [{"name": "s", "method": "stcseg"}]
+    with pytest.raises(ConfigError, match="flow.gaps to include 1"):
+        check_config(config)

@@ -15,6 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "resources" / "demo"
 VIDEOS = ("blackswan", "dog")
 FRAMES = 5
+# Box-supervised runs (stcseg, boxinst, boxinst_flow): two iterations of one frame, a narrow mask branch.
+TINY_CONDINST = {"mask_channels": 4, "branch_channels": 16,
+                 "train": {"iterations": 2, "batch_size": 1, "warmup_iters": 1, "checkpoint_every": 1}}
 
 
 def tiny_training(section: dict) -> None:
@@ -49,5 +52,6 @@ def tiny_workflow(workdir: Path, videos: tuple[str, ...] = VIDEOS, frames: int =
     base["segment"]["weights"] = str(REPO / base["segment"]["weights"])
     base["segment"].update(min_size=64, max_size=112, maskconsist={"delta": 2})
     base["segment"]["train"].update(iterations=2, batch_size=1, checkpoint_every=1)
+    base["segment"]["condinst"] = TINY_CONDINST
     base["track"]["trackers"] = ["iou", "stc"]
     return base

@@ -175,12 +175,61 @@ def cmd_irn_pseudo(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_stc_pseudo(args: argparse.Namespace) -> None:
+    from wsvis.io.manifest import read_video_table
+    from wsvis.stc.stage import compute_video_stc
+
+    cfg = json.loads(args.params)
+    table = read_video_table(args.table).sort_values("frame")
+    if table.empty:
+        raise ValueError(f"{args.table}: no frames")
+    size = (int(table["height"].iloc[0]), int(table["width"].iloc[0]))
+    compute_video_stc(
+        list(table["boxes"]), list(table["box_classes"]), size, args.flow, args.depth, args.out,
+        categories=json.loads(args.categories), params=cfg, **cfg,
+    )
+
+
+def _box_train(args: argparse.Namespace, cfg: dict) -> None:
+    """``segment train`` for the box-supervised methods: boxes from the ingest tables."""
+    from wsvis.boxsup.train import train_condinst
+    from wsvis.io.manifest import read_video_table
+
+    tables = [read_video_table(t).sort_values("frame") for t in args.tables]
+    method = cfg["method"]
+    if method == "stcseg" and len(args.pseudo) != len(args.tables):
+        raise ValueError("segment train: stcseg needs --pseudo (pseudo/stc) for each of --tables")
+    if method == "boxinst_flow" and len(args.flows) != len(args.tables):
+        raise ValueError("segment train: boxinst_flow needs --flows for each of --tables")
+    train_condinst(
+        [t["image"].tolist() for t in tables],
+        [list(t["boxes"]) for t in tables],
+        [list(t["box_classes"]) for t in tables],
+        args.out_dir,
+        method=method,
+        categories=json.loads(args.categories),
+        pseudo_paths=args.pseudo or None,
+        flow_paths=args.flows or None,
+        backbone=cfg["backbone"],
+        weights=cfg["weights"],
+        device=cfg["device"],
+        min_size=cfg["min_size"],
+        max_size=cfg["max_size"],
+        **cfg["condinst"],
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["train"].items()},
+    )
+
+
 def cmd_segment_train(args: argparse.Namespace) -> None:
+    from wsvis.boxsup.train import BOX_METHODS
     from wsvis.maskconsist.train import train_maskrcnn
     from wsvis.torchutil import prepare_checkpoint_dir
 
     _set_threads(args.threads)
     cfg = json.loads(args.params)
+    if cfg["method"] in BOX_METHODS:
+        _box_train(args, cfg)  # train_condinst keeps its own checkpoint folder stamp (resume)
+        return
     if len(args.pseudo) != len(args.tables) or (args.flows and len(args.flows) != len(args.tables)):
         raise ValueError("segment train: --tables, --pseudo (and --flows when given) must list the same videos")
     if cfg["method"] == "maskconsist" and not args.flows:
@@ -204,10 +253,20 @@ def cmd_segment_train(args: argparse.Namespace) -> None:
 
 
 def cmd_segment_predict(args: argparse.Namespace) -> None:
+    import torch
+
+    from wsvis.boxsup.predict import predict_video_condinst
+    from wsvis.boxsup.train import BOX_METHODS
     from wsvis.maskconsist.predict import predict_video
 
     _set_threads(args.threads)
     cfg = json.loads(args.params)
+    if not Path(args.model).is_file():
+        raise FileNotFoundError(f"model not found: {args.model} (run the training stage first)")
+    if torch.load(args.model, map_location="cpu", weights_only=True).get("method") in BOX_METHODS:
+        predict_video_condinst(_images(args.table), args.model, args.out, method=args.method, flow_path=args.flow,
+                               params=cfg, **cfg)
+        return
     predict_video(_images(args.table), args.model, args.out, method=args.method, params=cfg, **cfg)
 
 
@@ -457,10 +516,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     seg = sub.add_parser("segment", help="Mask R-CNN / MaskConsist: training, inference, self-training labels")
     seg = seg.add_subparsers(dest="what", required=True, metavar="WHAT")
-    p = seg.add_parser("train", help="train Mask R-CNN or MaskConsist on pseudo-labels")
-    p.add_argument("--tables", nargs="+", required=True)
-    p.add_argument("--pseudo", nargs="+", required=True, help="pseudo-label artifacts, same video order")
-    p.add_argument("--flows", nargs="*", default=[], help="flow artifacts, same order (MaskConsist)")
+    p = seg.add_parser("train", help="train Mask R-CNN / MaskConsist on pseudo-labels, or CondInst from boxes")
+    p.add_argument("--tables", nargs="+", required=True, help="ingest tables (frames; boxes for box-supervised runs)")
+    p.add_argument("--pseudo", nargs="*", default=[], help="pseudo-label artifacts, same video order (not boxinst)")
+    p.add_argument("--flows", nargs="*", default=[], help="flow artifacts, same order (MaskConsist, boxinst_flow)")
     p.add_argument("--categories", required=True, help="JSON list of class names")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--params", required=True, help="JSON from wsvis.config.segment_train_params")
@@ -470,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--method", required=True, help="the run name stored in attrs")
+    p.add_argument("--flow", default=None, help="the video's flow artifact (two-stream boxinst_flow models)")
     p.add_argument("--out", required=True)
     p.add_argument("--params", required=True, help="JSON from wsvis.config.segment_predict_params")
     p.add_argument("--threads", type=int, default=1)
@@ -480,6 +540,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-threshold", type=float, default=0.5)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_segment_selftrain_pseudo)
+
+    stc = sub.add_parser("stc", help="STC-Seg pseudo-labels").add_subparsers(dest="what", required=True, metavar="WHAT")
+    p = stc.add_parser("pseudo", help="pseudo/stc/{video}.zarr: mini network on flow (and depth), M inside the boxes")
+    p.add_argument("--table", required=True, help="the video's ingest table (boxes, box_classes)")
+    p.add_argument("--flow", default=None)
+    p.add_argument("--depth", default=None, help="the video's depth artifact (when a depth backend is configured)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--categories", required=True, help="JSON list of class names")
+    p.add_argument("--params", required=True, help="JSON from wsvis.config.stc_params")
+    p.set_defaults(func=cmd_stc_pseudo)
 
     tr = sub.add_parser("track", help="trackers: per-frame predictions -> tracks").add_subparsers(
         dest="what", required=True, metavar="WHAT"

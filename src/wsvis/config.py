@@ -33,7 +33,15 @@ __all__ = [
     "segment_runs",
     "segment_train_params",
     "segment_predict_params",
+    "BOX_METHODS",
+    "stc_params",
+    "run_uses_flow",
 ]
+
+#: Box-supervised second-stage methods (CondInst; issue 6): STC-Seg, BoxInst, BoxInst + motion.
+BOX_METHODS = ("stcseg", "boxinst", "boxinst_flow")
+#: Methods whose training reads the flow artifacts (MaskConsist pairs; the two-stream model's flow images).
+_FLOW_METHODS = ("maskconsist", "maskconsist_selftrain", "boxinst_flow")
 
 #: flowIRN Table 4: variant -> (CAMs used for IR labels and instances, flow-boundary loss on?).
 IRN_VARIANTS: dict[str, tuple[str, bool]] = {
@@ -181,6 +189,13 @@ def check_config(config: dict) -> None:
     if "segment" in config:
         runs = segment_runs(config["segment"], config.get("irn", {}).get("variants", list(IRN_VARIANTS)))
         for run in runs.values():
+            if run["method"] in BOX_METHODS:
+                if 1 not in flow["gaps"]:
+                    raise ConfigError(
+                        f"segment.runs: {run['name']!r} ({run['method']}) needs flow.gaps to include 1 "
+                        "(STC pseudo-labels / flow images use the flow t -> t+1)"
+                    )
+                continue
             if run["method"] != "maskrcnn" and config["segment"]["maskconsist"]["delta"] not in flow["gaps"]:
                 raise ConfigError(
                     f"segment.runs: {run['name']!r} uses MaskConsist with segment.maskconsist.delta = "
@@ -248,7 +263,7 @@ def segment_runs(segment: dict, pseudo_variants: list[str]) -> dict[str, dict]:
             not an earlier run.
     """
     runs: dict[str, dict] = {}
-    reserved = {"cam", *IRN_VARIANTS}
+    reserved = {"cam", "stc", *IRN_VARIANTS}
     for run in segment.get("runs", []):
         name = run["name"]
         try:
@@ -257,6 +272,18 @@ def segment_runs(segment: dict, pseudo_variants: list[str]) -> dict[str, dict]:
             raise ConfigError(str(exc)) from exc
         if name in runs or name in reserved:
             raise ConfigError(f"segment.runs: name {name!r} is repeated or reserved ({sorted(reserved)})")
+        if run["method"] in BOX_METHODS:
+            wanted = "stc" if run["method"] == "stcseg" else None
+            if run.get("pseudo", wanted) != wanted:
+                raise ConfigError(
+                    f"segment.runs: {name!r} ({run['method']}) trains on boxes"
+                    + (" and the STC pseudo-labels (pseudo: stc)" if wanted else " only (no pseudo)")
+                    + f", not on pseudo-labels {run.get('pseudo')!r}"
+                )
+            runs[name] = {**run, "pseudo": wanted}
+            continue
+        if run.get("options"):
+            raise ConfigError(f"segment.runs: {name!r}: options are for the box-supervised methods {list(BOX_METHODS)}")
         if run["method"] == "maskconsist_selftrain":
             if run.get("from") not in runs:
                 raise ConfigError(f"segment.runs: {name!r} self-trains from {run.get('from')!r}, not an earlier run")
@@ -269,13 +296,50 @@ def segment_runs(segment: dict, pseudo_variants: list[str]) -> dict[str, dict]:
     return runs
 
 
+def run_uses_flow(run: dict, stage: str = "train") -> bool:
+    """Whether a run's ``train`` or ``predict`` job reads the flow artifacts."""
+    if stage == "predict":
+        return run["method"] == "boxinst_flow"
+    return run["method"] in _FLOW_METHODS
+
+
+def _box_train_params(segment: dict, run: dict) -> dict:
+    """Params of a box-supervised run: architecture, the method's loss / fusion switches (per-run
+    ``options`` override them), the CondInst schedule (``options.train`` overrides keys)."""
+    ci = segment["condinst"]
+    method = run["method"]
+    options = dict(run.get("options") or {})
+    train = {**ci["train"], **options.pop("train", {})}
+    switches = {k: ci[k] for k in ("mask_channels", "branch_channels", "head_channels", "top_k")}
+    sections = {"stcseg": ("stcseg",), "boxinst": ("boxinst",), "boxinst_flow": ("boxinst", "boxinst_flow")}[method]
+    for section in sections:
+        switches.update(ci[section])
+    unknown = sorted(set(options) - set(switches))
+    if unknown:
+        raise ConfigError(
+            f"segment.runs: {run['name']!r} ({method}): options {unknown} do not apply; choose from {sorted(switches)}"
+        )
+    switches.update(options)
+    params = {k: segment[k] for k in ("backbone", "weights", "device", "min_size", "max_size")}
+    params.update(method=method, condinst=switches, train=train)
+    return params
+
+
+def stc_params(stc: dict) -> dict:
+    """Params of the STC pseudo-label job (STC-Seg §III-B1, §IV-B): signals, φ^s, φ^t, mini network."""
+    return dict(stc)
+
+
 def segment_train_params(segment: dict, run: dict) -> dict:
-    """Params of one second-stage training run (MaskConsist paper §3.3, §4.2).
+    """Params of one second-stage training run (MaskConsist paper §3.3, §4.2; box-supervised
+    runs: :func:`_box_train_params`).
 
     Self-training is MaskConsist trained on the first round's predictions, so its
     ``method`` here is ``maskconsist``; the MaskConsist switches are included only for
     MaskConsist runs.
     """
+    if run["method"] in BOX_METHODS:
+        return _box_train_params(segment, run)
     method = "maskrcnn" if run["method"] == "maskrcnn" else "maskconsist"
     params = {k: segment[k] for k in ("backbone", "weights", "device", "min_size", "max_size", "train")}
     params["method"] = method
