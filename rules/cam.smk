@@ -71,7 +71,7 @@ rule cam_floor:
     params:
         threshold=config["cam"]["floor_threshold"],
     shell:
-        "wsvis cam floor --cam {input.cam:q} --out {output.zarr:q} --threshold {params.threshold} "
+        "wsvis cam floor --cam {input.cam:q} --out {output.zarr:q} --threshold {params.threshold:q} "
         "> {log:q} 2>&1"
 
 

@@ -22,7 +22,7 @@ rule pseudo_metrics:
         videos=to_json(VIDEOS),
     shell:
         "wsvis evaluate pseudo --gt {input.gt:q} --pseudo {input.pseudo:q} --videos {params.videos:q} "
-        "--variant {wildcards.variant} --out {output.json:q} > {log:q} 2>&1"
+        "--variant {wildcards.variant:q} --out {output.json:q} > {log:q} 2>&1"
 
 
 rule pseudo_label_table:
@@ -61,7 +61,7 @@ rule frame_metrics:
         videos=to_json(VIDEOS),
     shell:
         "wsvis evaluate frames --gt {input.gt:q} --predictions {input.predictions:q} "
-        "--flows {input.flows:q} --videos {params.videos:q} --method {wildcards.run} "
+        "--flows {input.flows:q} --videos {params.videos:q} --method {wildcards.run:q} "
         "--out {output.json:q} > {log:q} 2>&1"
 
 
@@ -84,7 +84,7 @@ rule video_metrics:
         mots_dir=lambda wc: f"{RESULTS}/tracks/{wc.run}/{wc.tracker}/mots",
     shell:
         "wsvis evaluate video --gt {input.gt:q} --tracks {input.tracks:q} --mots-dir {params.mots_dir:q} "
-        "--method {wildcards.run} --tracker {wildcards.tracker} --out {output.json:q} > {log:q} 2>&1"
+        "--method {wildcards.run:q} --tracker {wildcards.tracker:q} --out {output.json:q} > {log:q} 2>&1"
 
 
 rule summary:

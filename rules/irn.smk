@@ -26,7 +26,7 @@ rule ir_labels:
     params:
         cfg=to_json(config["ir_labels"]),
     shell:
-        "wsvis irn labels --table {input.table:q} --cam {input.cam:q} --source {wildcards.source} "
+        "wsvis irn labels --table {input.table:q} --cam {input.cam:q} --source {wildcards.source:q} "
         "--out {output.zarr:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 
@@ -90,7 +90,7 @@ rule pseudo_irn:
         cfg=lambda wc: to_json(irn_infer_params(config["irn"], wc.variant)),
     shell:
         "wsvis irn pseudo --table {input.table:q} --cam {input.cam:q} --model {input.model:q} "
-        "--variant {wildcards.variant} --out {output.zarr:q} --params {params.cfg:q} "
+        "--variant {wildcards.variant:q} --out {output.zarr:q} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 

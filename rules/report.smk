@@ -22,7 +22,7 @@ rule viz_tracks:
         cfg=to_json(config["viz"]),
     shell:
         "wsvis viz tracks --table {input.table:q} --tracks {input.tracks:q} --gt {input.gt:q} "
-        "--title {wildcards.run}/{wildcards.tracker} -o {output.png:q} --params {params.cfg:q} "
+        "--title {wildcards.run:q}/{wildcards.tracker:q} -o {output.png:q} --params {params.cfg:q} "
         "> {log:q} 2>&1"
 
 
