@@ -224,6 +224,7 @@ def optimizer_step(
     log_every: int,
     checkpoint_every: int,
     seconds: float,
+    clip_grad_norm: float | None = None,
 ) -> None:
     """The tail of one training iteration shared by the detector trainings.
 
@@ -235,10 +236,13 @@ def optimizer_step(
     Args:
         loss: the scalar to backpropagate; losses: its named terms (logged).
         iteration: the 0-based iteration just computed (``iteration + 1`` are done).
+        clip_grad_norm: if set, the gradients' total L2 norm is clipped to it before the step.
     """
     cur_lr = optimizer.param_groups[0]["lr"]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if clip_grad_norm:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip_grad_norm)
     optimizer.step()
     lr_scheduler.step()
     done = iteration + 1

@@ -315,6 +315,7 @@ def train_condinst(
     warmup_iters: int = 1000,
     warmup_factor: float = 0.001,
     hflip: bool = True,
+    clip_grad_norm: float | None = None,
     seed: int = 0,
     checkpoint_every: int = 1000,
     log_every: int = 20,
@@ -344,6 +345,8 @@ def train_condinst(
         iterations, batch_size, base_lr, momentum, weight_decay, steps, gamma, warmup_iters,
             warmup_factor: the schedule (module docstring).
         hflip: random left-right flips.
+        clip_grad_norm: clip the gradients' total norm to this (None: off, as the papers). The
+            dynamic mask head's logits can diverge at small batches; a CPU demo needs it.
         seed, checkpoint_every, log_every, device, max_iterations, progress: as
             :func:`wsvis.maskconsist.train.train_maskrcnn`.
 
@@ -396,7 +399,7 @@ def train_condinst(
         "pairwise_weight": pairwise_weight, "pairwise_warmup": pairwise_warmup, "iterations": iterations,
         "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
         "steps": list(steps), "gamma": gamma, "warmup_iters": warmup_iters, "warmup_factor": warmup_factor,
-        "hflip": hflip, "seed": seed, "frames": [len(v.frames) for v in videos],
+        "hflip": hflip, "clip_grad_norm": clip_grad_norm, "seed": seed, "frames": [len(v.frames) for v in videos],
     }
     ckpt_dir = prepare_checkpoint_dir(Path(out_dir) / "checkpoints", config)
     start = 0
@@ -423,7 +426,7 @@ def train_condinst(
         loss = sum(losses.values())
         optimizer_step(loss, losses, model=model, optimizer=opt, lr_scheduler=sched, iteration=it, stop=stop,
                        train_log=train_log, ckpt_dir=ckpt_dir, config=config, log_every=log_every,
-                       checkpoint_every=checkpoint_every, seconds=time.time() - t0)
+                       checkpoint_every=checkpoint_every, seconds=time.time() - t0, clip_grad_norm=clip_grad_norm)
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
 
     out = Path(out_dir) / "model.pt"

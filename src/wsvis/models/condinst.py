@@ -8,7 +8,9 @@ Parts (STC-Seg §IV-C; Ikeda & Mori §2.1, Fig. 2):
   builders of :mod:`wsvis.models.maskrcnn` with ``LastLevelP6P7``. Its head
   (:class:`CondInstHead`) adds the **controller**: a 3x3 conv on the box
   tower predicting, per location, the parameters of the dynamic mask head;
-* **mask branch** on P3: four 3x3 convs, 128 channels then C_mask (8) output channels;
+* **mask branch** on P3: four 3x3 convs, 128 channels then C_mask (8) output channels; the first
+  three normalised and ReLU'd (CondInst normalises them with BatchNorm; GroupNorm here, because CPU
+  batches of 1-2 images make batch statistics noise — without a norm the dynamic head's logits diverge);
 * **dynamic mask head**: three 1x1 convs with 16 channels (STC-Seg §IV-C, as
   BoxInst), input = mask-branch features + 2 **relative coordinates**
   (location minus the instance's location, divided by the size of interest of
@@ -129,7 +131,8 @@ class CondInst(nn.Module):
         c = fcos.backbone.out_channels
         layers: list[nn.Module] = []
         for i in range(3):
-            layers += [nn.Conv2d(c if i == 0 else branch_channels, branch_channels, 3, padding=1), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(c if i == 0 else branch_channels, branch_channels, 3, padding=1),
+                       nn.GroupNorm(min(32, branch_channels), branch_channels), nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(branch_channels, mask_channels, 3, padding=1))
         self.mask_branch = nn.Sequential(*layers)
         for m in self.mask_branch.modules():
