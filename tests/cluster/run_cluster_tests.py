@@ -128,18 +128,25 @@ def reference_run(root: Path) -> tuple[float, dict[str, float], list[str]]:
     return wall, median, [r for r in order if r != "all"]
 
 
+def unlock(workdir: Path) -> None:
+    """What a user does after a crash: a killed Snakemake leaves its directory lock behind."""
+    subprocess.run(snakemake_cmd(workdir, "--unlock"), capture_output=True, check=True)
+
+
 def fault_run(root: Path, median: dict[str, float], order: list[str], rng: random.Random) -> list[str]:
     """Kill the workflow once inside each stage; return the problems found (empty: passed)."""
     work = root / "faults"
     problems = []
     print(f"{'stage':22s} {'killed after':>12s} {'job median':>10s}  result")
     for rule in order:
+        unlock(work)
         run = Run(snakemake_cmd(work, "--cores", "2", "--rerun-incomplete"), root / "faults.log")
         delay = rng.uniform(0.1, 0.9) * median.get(rule, 1.0)
         while rule not in run.first_start and run.proc.poll() is None:
             time.sleep(0.02)
         if rule not in run.first_start:
-            run.wait()
+            if run.wait() != 0:
+                problems.append(f"the run meant to be killed in {rule} failed; see {root / 'faults.log'}")
             print(f"{rule:22s} {'-':>12s} {median.get(rule, 0):10.1f}  not started (already done)")
             continue
         time.sleep(max(0.0, run.first_start[rule] + delay - time.monotonic()))
@@ -149,6 +156,7 @@ def fault_run(root: Path, median: dict[str, float], order: list[str], rng: rando
         problems += [f"after killing {rule}: incomplete artifact {b}" for b in bad]
         state = "run had ended" if finished else ("incomplete Zarr left!" if bad else "ok")
         print(f"{rule:22s} {delay:11.2f}s {median.get(rule, 0):9.1f}s  {state}")
+    unlock(work)
     final = Run(snakemake_cmd(work, "--cores", "2", "--rerun-incomplete"), root / "faults.log")
     if final.wait() != 0:
         return problems + [f"rerun after the kills failed; see {root / 'faults.log'}"]

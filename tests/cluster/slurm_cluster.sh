@@ -19,7 +19,13 @@ stop() {
   done
 }
 
-if [ "$action" = stop ]; then stop; exit 0; fi
+if [ "$action" = stop ]; then
+  stop
+  for f in slurm.conf gres.conf; do
+    if [ "$(readlink "/etc/slurm/$f")" = "$state/$f" ]; then rm -f "/etc/slurm/$f"; fi
+  done
+  exit 0
+fi
 [ "$action" = start ] || { echo "unknown action $action" >&2; exit 2; }
 
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then
@@ -71,7 +77,16 @@ EOF
 cat > "$state/gres.conf" <<EOF
 NodeName=$host Name=gpu File=/dev/null Count=1
 EOF
-# The daemons and clients read SLURM_CONF; /etc/slurm is left alone.
+# Job steps (srun inside a batch job) do not see the submitter's SLURM_CONF: the config goes to
+# the standard /etc/slurm, unless a real cluster's config is already there.
+for f in slurm.conf gres.conf; do
+  if [ -e "/etc/slurm/$f" ] && ! grep -q "ClusterName=wsvis-test" "/etc/slurm/slurm.conf" 2>/dev/null; then
+    echo "/etc/slurm/$f belongs to another cluster; not replacing it" >&2; exit 3
+  fi
+done
+mkdir -p /etc/slurm
+ln -sf "$state/slurm.conf" /etc/slurm/slurm.conf
+ln -sf "$state/gres.conf" /etc/slurm/gres.conf
 export SLURM_CONF="$state/slurm.conf"
 
 stop
