@@ -63,9 +63,10 @@ rule train_irn:
         "--out-dir {params.out_dir:q} --params {params.cfg:q} --threads {threads} > {log:q} 2>&1"
 
 
-# The rule's variant constraint already excludes 'cam'; under remote default storage
-# (Kubernetes profile) Snakemake 9 does not apply it to the storage-wrapped output, hence this.
+# The rule's variant constraint already excludes 'cam' and 'stc'; under remote default storage
+# (Kubernetes profile) Snakemake 9 does not apply it to the storage-wrapped output, hence these.
 ruleorder: cam_floor > pseudo_irn
+ruleorder: pseudo_stc > pseudo_irn
 
 
 rule pseudo_irn:
