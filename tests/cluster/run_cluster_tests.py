@@ -134,32 +134,46 @@ def unlock(workdir: Path) -> None:
 
 
 def fault_run(root: Path, median: dict[str, float], order: list[str], rng: random.Random) -> list[str]:
-    """Kill the workflow once inside each stage; return the problems found (empty: passed)."""
+    """Kill the workflow once inside each stage; return the problems found (empty: passed).
+
+    Each restart is killed inside the first job it starts of a stage not killed yet, after a
+    random fraction of that stage's median job time in the reference run.
+    """
     work = root / "faults"
     problems = []
+    remaining = list(order)
     print(f"{'stage':22s} {'killed after':>12s} {'job median':>10s}  result")
-    for rule in order:
+    while remaining:
         unlock(work)
         run = Run(snakemake_cmd(work, "--cores", "2", "--rerun-incomplete"), root / "faults.log")
-        delay = rng.uniform(0.1, 0.9) * median.get(rule, 1.0)
-        while rule not in run.first_start and run.proc.poll() is None:
+        rule = None
+        while rule is None and run.proc.poll() is None:
+            rule = next((r for r in remaining if r in run.first_start), None)
             time.sleep(0.02)
-        if rule not in run.first_start:
+        rule = rule or next((r for r in remaining if r in run.first_start), None)
+        if rule is None:  # the run ended: the stages left had no job to do any more
             if run.wait() != 0:
-                problems.append(f"the run meant to be killed in {rule} failed; see {root / 'faults.log'}")
-            print(f"{rule:22s} {'-':>12s} {median.get(rule, 0):10.1f}  not started (already done)")
-            continue
+                problems.append(f"a restart failed; see {root / 'faults.log'}")
+            for r in remaining:
+                print(f"{r:22s} {'-':>12s} {median.get(r, 0):9.1f}s  not hit (done while another stage was killed)")
+            break
+        remaining.remove(rule)
+        delay = rng.uniform(0.1, 0.9) * median.get(rule, 1.0)
         time.sleep(max(0.0, run.first_start[rule] + delay - time.monotonic()))
-        finished = run.proc.poll() is not None
+        ended = run.proc.poll() is not None
         run.kill()
         bad = incomplete_zarrs(work / RESULTS)
         problems += [f"after killing {rule}: incomplete artifact {b}" for b in bad]
-        state = "run had ended" if finished else ("incomplete Zarr left!" if bad else "ok")
+        state = "run had ended" if ended else ("incomplete Zarr left!" if bad else "killed; no incomplete artifact")
         print(f"{rule:22s} {delay:11.2f}s {median.get(rule, 0):9.1f}s  {state}")
     unlock(work)
     final = Run(snakemake_cmd(work, "--cores", "2", "--rerun-incomplete"), root / "faults.log")
     if final.wait() != 0:
         return problems + [f"rerun after the kills failed; see {root / 'faults.log'}"]
+    logs = work / RESULTS / "logs"
+    resumed = sorted(str(p.relative_to(logs).with_suffix("")) for p in logs.rglob("*.log")
+                     if "resuming" in p.read_text(errors="replace"))
+    print(f"trainings that resumed from a checkpoint after a kill: {', '.join(resumed) or 'none'}")
     return problems + compare_results(root / "ref" / RESULTS, work / RESULTS)
 
 
