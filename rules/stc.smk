@@ -5,7 +5,7 @@ rule pseudo_stc:
     input:
         table=rules.ingest_video.output.table,
         flow=rules.flow.output.zarr,
-        depth=DEPTH_ZARR if DEPTH else [],
+        depth=[DEPTH_ZARR] if DEPTH else [],
     output:
         zarr=directory(PSEUDO_ZARR.replace("{variant}", "stc")),
     log:
