@@ -18,9 +18,12 @@ import torch
 import yaml
 
 from conftest import DEMO, REPO
+from tinyflow import TINY_CONDINST
 from wsvis.io.store import open_artifact
 
 pytestmark = pytest.mark.workflow
+
+BOX_RUNS = ("stcseg", "boxinst", "boxinst_flow")
 
 FRAMES = 5
 
@@ -51,8 +54,8 @@ def write_config(workdir, **changes):
 VIDEOS = ("blackswan", "dog")
 # Rules downstream of flow (everything but ingestion and the CAM classifier).
 AFTER_FLOW = {"flow", "flow_overview", "cam", "cam_floor", "viz_cam", "ir_labels", "train_irn", "pseudo_irn",
-              "viz_pseudo", "pseudo_metrics", "pseudo_label_table", "train_segmenter", "predict", "frame_metrics",
-              "track_video", "merge_tracks", "viz_tracks", "video_metrics", "summary", "report", "all"}
+              "pseudo_stc", "viz_pseudo", "pseudo_metrics", "pseudo_label_table", "train_segmenter", "predict",
+              "frame_metrics", "track_video", "merge_tracks", "viz_tracks", "video_metrics", "summary", "report", "all"}
 # Rules downstream of the pseudo-label inference (what changing irn.infer reruns).
 AFTER_PSEUDO = {"pseudo_irn", "viz_pseudo", "pseudo_metrics", "pseudo_label_table", "train_segmenter", "predict",
                 "frame_metrics", "track_video", "merge_tracks", "viz_tracks", "video_metrics", "summary", "report",
@@ -89,6 +92,7 @@ def workdir(tmp_path_factory):
     base["segment"].update(min_size=64, max_size=112, maskconsist={"delta": 2})
     base["segment"]["train"].update(iterations=2, batch_size=1, checkpoint_every=1)
     base["track"]["trackers"] = ["iou", "stc"]
+    base["segment"]["condinst"] = TINY_CONDINST
     (wd / "base.yaml").write_text(yaml.safe_dump(base))
     write_config(wd)
     snakemake(wd)
@@ -114,8 +118,9 @@ def test_artifacts(workdir):
     assert cam["cam"].shape == cam["fcam"].shape == (FRAMES, 3, 60, 107)
     assert not cam["cam"][:, :2].any()  # only the tagged class ("dog", id 3) has a CAM
     table = pd.read_csv(res / "metrics" / "pseudo_labels.csv")
-    assert list(table["variant"]) == ["cam", "irn", "flowirn"] and (table["frames"] == 2 * FRAMES).all()
-    for variant in ("cam", "irn", "flowirn"):
+    assert list(table["variant"]) == ["cam", "irn", "flowirn", "stc"] and (table["frames"] == 2 * FRAMES).all()
+    assert 0 < table.set_index("variant").loc["stc", "box_IoU"] <= 1
+    for variant in ("cam", "irn", "flowirn", "stc"):
         for video in VIDEOS:
             assert (res / "viz" / "pseudo" / variant / f"{video}.png").exists()
     assert (res / "models" / "flowirn" / "train_log.csv").exists()
@@ -123,8 +128,15 @@ def test_artifacts(workdir):
     assert pred["masks"].shape == (FRAMES, 10, 240, 427) and pred["masks"].dtype == bool
     tracks = json.loads((res / "tracks" / "maskconsist" / "stc.json").read_text())
     assert all(len(t["segmentations"]) == FRAMES for t in tracks)
+    for run in BOX_RUNS:  # the box-supervised runs share the predictions contract and the metrics
+        pred = open_artifact(res / "predictions" / run / "dog.zarr", "predictions")
+        assert pred["masks"].shape == (FRAMES, 10, 240, 427) and pred["labels"].dtype == np.int32
+    assert (res / "models" / "boxinst_flow" / "train_log.csv").exists()
     summary = pd.read_csv(res / "metrics" / "summary.csv")
     assert {"frame", "video", "pseudo"} <= set(summary["kind"])
+    frame_methods = set(summary[summary["kind"] == "frame"]["method"])
+    assert {"maskrcnn", "maskconsist", *BOX_RUNS} <= frame_methods
+    assert {"maskconsist", *BOX_RUNS} <= set(summary[summary["kind"] == "video"]["method"])
     assert set(summary[summary["kind"] == "video"]["tracker"]) == {"iou", "stc"}
     assert (res / "report" / "index.html").stat().st_size > 1000
 
@@ -203,9 +215,15 @@ def test_depth_stage_joins_when_configured(workdir):
     try:
         write_config(workdir, **{"depth.backend": depth["backend"], "depth.device": "cpu",
                                  "depth.torchscript": depth["torchscript"]})
-        # Flow and ingestion untouched; only the STC tracker (Eq. 9 uses depth) and what follows it.
-        assert planned(workdir) == {"all": 1, "depth": 2, "track_video": 4, "merge_tracks": 2, "viz_tracks": 4,
-                                    "video_metrics": 2, "summary": 1, "report": 1}
+        # Flow and ingestion untouched; the STC tracker (Eq. 9 uses depth) and the STC pseudo-labels
+        # (depth + flow, Table III) with their stcseg run, and what follows them.
+        runs, trackers = 5, 2
+        assert planned(workdir) == {
+            "all": 1, "depth": 2, "pseudo_stc": 2, "viz_pseudo": 2, "pseudo_metrics": 1, "pseudo_label_table": 1,
+            "train_segmenter": 1, "predict": 2, "frame_metrics": 1,
+            "track_video": 2 * runs + 2 * (trackers - 1), "merge_tracks": runs + trackers - 1,
+            "viz_tracks": 2 * runs + 2 * (trackers - 1), "video_metrics": runs + trackers - 1,
+            "summary": 1, "report": 1}
         snakemake(workdir)
         group = open_artifact(workdir / "results" / "clip" / "depth" / "dog.zarr", "depth")
         assert group["depth"].shape == (FRAMES, 240, 427) and group["depth"].dtype == np.float16
