@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -17,15 +16,13 @@ import pytest
 import torch
 import yaml
 
-from conftest import DEMO, REPO
-from tinyflow import TINY_CONDINST
+from conftest import REPO
+from tinyflow import FRAMES, VIDEOS, tiny_workflow
 from wsvis.io.store import open_artifact
 
 pytestmark = pytest.mark.workflow
 
 BOX_RUNS = ("stcseg", "boxinst", "boxinst_flow")
-
-FRAMES = 5
 
 
 def snakemake(workdir, *args, check=True):
@@ -51,7 +48,6 @@ def write_config(workdir, **changes):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
 
 
-VIDEOS = ("blackswan", "dog")
 # Rules downstream of flow (everything but ingestion and the CAM classifier).
 AFTER_FLOW = {"flow", "flow_overview", "cam", "cam_floor", "viz_cam", "ir_labels", "train_irn", "pseudo_irn",
               "pseudo_stc", "viz_pseudo", "pseudo_metrics", "pseudo_label_table", "train_segmenter", "predict",
@@ -62,37 +58,10 @@ AFTER_PSEUDO = {"pseudo_irn", "viz_pseudo", "pseudo_metrics", "pseudo_label_tabl
                 "all"}
 
 
-def tiny_training(section):
-    """A few iterations on tiny crops: the workflow's wiring is under test here, not the models."""
-    section["weights"] = str(REPO / section["weights"])
-    section["train"].update(epochs=1, batch_size=2, crop_size=64, resize_long=[64, 96], checkpoint_every=2)
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     wd = tmp_path_factory.mktemp("workflow")
-    data = wd / "clip"
-    for video in VIDEOS:
-        for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
-            (data / sub / video).mkdir(parents=True)
-            for t in range(FRAMES):
-                shutil.copy(DEMO / sub / video / f"{t:05d}.{ext}", data / sub / video)
-    shutil.copy(DEMO / "labels.csv", data / "labels.csv")
-    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    base["dataset"].update(name="clip", root=str(data), classes_csv=str(data / "labels.csv"))
-    base["viz"]["overview_frames"] = 2
-    tiny_training(base["cam"])
-    base["cam"]["scales"] = [1.0]
-    tiny_training(base["irn"])
-    base["irn"]["train"]["radius"] = 5
-    base["irn"]["variants"] = ["irn", "flowirn"]
-    base["irn"]["infer"] = {"exp_times": 4}
-    base["flow"]["gaps"] = [1, 2]
-    base["segment"]["weights"] = str(REPO / base["segment"]["weights"])
-    base["segment"].update(min_size=64, max_size=112, maskconsist={"delta": 2})
-    base["segment"]["train"].update(iterations=2, batch_size=1, checkpoint_every=1)
-    base["track"]["trackers"] = ["iou", "stc"]
-    base["segment"]["condinst"] = TINY_CONDINST
+    base = tiny_workflow(wd)
     (wd / "base.yaml").write_text(yaml.safe_dump(base))
     write_config(wd)
     snakemake(wd)

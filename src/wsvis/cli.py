@@ -223,7 +223,6 @@ def _box_train(args: argparse.Namespace, cfg: dict) -> None:
 def cmd_segment_train(args: argparse.Namespace) -> None:
     from wsvis.boxsup.train import BOX_METHODS
     from wsvis.maskconsist.train import train_maskrcnn
-    from wsvis.torchutil import prepare_checkpoint_dir
 
     _set_threads(args.threads)
     cfg = json.loads(args.params)
@@ -234,7 +233,8 @@ def cmd_segment_train(args: argparse.Namespace) -> None:
         raise ValueError("segment train: --tables, --pseudo (and --flows when given) must list the same videos")
     if cfg["method"] == "maskconsist" and not args.flows:
         raise ValueError("segment train: MaskConsist needs --flows (inter-frame matching)")
-    prepare_checkpoint_dir(f"{args.out_dir}/checkpoints", cfg)
+    # train_maskrcnn stamps its checkpoint folder itself: a second stamp here with another dict
+    # would empty the folder on every rerun and the training would never resume.
     train_maskrcnn(
         [_images(t) for t in args.tables],
         args.pseudo,
