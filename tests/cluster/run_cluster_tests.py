@@ -250,7 +250,9 @@ def slurm_run(root: Path, local_wall: float) -> list[str] | None:
         run = Run(snakemake_cmd(work, "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
                                 "--slurm-status-command", "squeue",
                                 "--slurm-init-seconds-before-status-checks", "2",
-                                "--slurm-logdir", str(root / "slurm-logs"), "--latency-wait", "5"),
+                                "--slurm-logdir", str(root / "slurm-logs"), "--latency-wait", "5",
+                                # group jobs must fit the one node: 2 CPUs (slurm_cluster.sh: nproc)
+                                "--cores", str(os.cpu_count()), "--resources", "mem_mb=16000"),
                   root / "slurm.log", env=env)
         done, report = threading.Event(), {}
         watcher = threading.Thread(target=preempt, args=(work, env, done, report), daemon=True)
