@@ -212,23 +212,25 @@ def check_resources(jobs: list[dict[str, str]]) -> list[str]:
         m = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", job.get("Comment", ""))
         if m:
             by_rule.setdefault(m.group(1), job)
-    expected = {  # rule -> substrings of its TRES / limits (rules/*.smk)
-        "train_segmenter": {"TRES": ["cpu=2", "mem=12000M", "gres/gpu=1"], "TimeLimit": "2-00:00:00"},
-        "train_cam": {"TRES": ["cpu=2", "mem=8000M", "gres/gpu=1"], "TimeLimit": "12:00:00"},
-        "summary": {"TRES": ["cpu=1", "mem=1000M"], "TimeLimit": "00:10:00"},
+
+    def gpus(job: dict[str, str]) -> bool:  # --gpus=1 shows as TresPerJob=gres:gpu:1
+        return "gpu" in " ".join(job.get(k, "") for k in ("TRES", "TresPerJob", "TresPerNode"))
+
+    expected = {  # rule -> (substrings of TRES, time limit, asks for a GPU) from rules/*.smk
+        "train_segmenter": (["cpu=2", "mem=12000M"], "2-00:00:00", True),
+        "train_cam": (["cpu=2", "mem=8000M"], "12:00:00", True),
+        "summary": (["cpu=1", "mem=1000M"], "00:10:00", False),
     }
-    for rule, want in expected.items():
+    for rule, (tres, limit, gpu) in expected.items():
         job = by_rule.get(rule)
         if job is None:
             problems.append(f"no Slurm job seen for rule {rule}")
             continue
-        for part in want["TRES"]:
-            if part not in job.get("TRES", ""):
-                problems.append(f"{rule}: {part} not in TRES {job.get('TRES')}")
-        if job.get("TimeLimit") != want["TimeLimit"]:
-            problems.append(f"{rule}: TimeLimit {job.get('TimeLimit')} != {want['TimeLimit']}")
-    if "summary" in by_rule and "gres/gpu" in by_rule["summary"].get("TRES", ""):
-        problems.append("summary asked for a GPU")
+        problems += [f"{rule}: {part} not in TRES {job.get('TRES')}" for part in tres if part not in job.get("TRES", "")]
+        if job.get("TimeLimit") != limit:
+            problems.append(f"{rule}: TimeLimit {job.get('TimeLimit')} != {limit}")
+        if gpus(job) != gpu:
+            problems.append(f"{rule}: GPU request {gpus(job)}, rule wants {gpu} (TresPerJob {job.get('TresPerJob')})")
     return problems
 
 
