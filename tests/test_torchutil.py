@@ -14,6 +14,7 @@ from wsvis.torchutil import (
     load_state_dict_file,
     prepare_checkpoint_dir,
     resolve_device,
+    resume_training,
     save_checkpoint,
 )
 
@@ -54,6 +55,27 @@ def test_train_log_drops_rows_after_resume_point(tmp_path):
     TrainLog(path, resume_iteration=2).log(iteration=3, loss=0.2, lr=0.1, seconds=0.5)
     rows = list(csv.DictReader(open(path)))
     assert [r["iteration"] for r in rows] == ["1", "2", "3"] and rows[-1]["loss"] == "0.2"
+
+
+def test_resume_rebuilds_the_log_from_the_checkpoint_after_snakemake_deleted_it(tmp_path):
+    # Snakemake deletes a killed job's outputs (train_log.csv among them) before the rerun;
+    # the resumed training must still write the rows up to its checkpoint.
+    path = tmp_path / "train_log.csv"
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    start, log = resume_training(None, path, model=model, optimizer=opt)
+    assert start == 0 and path.read_text() == ""
+    for it in (1, 2, 3):
+        log.log(iteration=it, loss=1.0 / it, lr=0.1, seconds=0.5)
+        if it == 2:
+            save_checkpoint(tmp_path / "ckpt_2.pt", model=model, optimizer=opt, iteration=2, train_log=log)
+    path.unlink()
+    start, log = resume_training(tmp_path / "ckpt_2.pt", path, model=torch.nn.Linear(3, 2), optimizer=opt)
+    assert start == 2
+    rows = list(csv.DictReader(open(path)))
+    assert [r["iteration"] for r in rows] == ["1", "2"] and rows[1]["loss"] == "0.5"
+    log.log(iteration=3, loss=0.25, lr=0.1, seconds=0.5)
+    assert [r["loss"] for r in csv.DictReader(open(path))] == ["1", "0.5", "0.25"]
 
 
 def test_device_auto_falls_back_to_cpu():

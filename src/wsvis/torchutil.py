@@ -1,10 +1,13 @@
 """Torch plumbing shared by every trained stage: device choice, weight files, checkpoints, logs.
 
 Checkpoints follow torchvision's ``references/detection`` layout, a dict
-``{model, optimizer, lr_scheduler, iteration, config, rng}``, written
-atomically, so an interrupted training resumes with one call and — on CPU with
-a fixed seed — ends with the same weights as an uninterrupted run (the RNG
-states of torch, numpy and Python's ``random`` are saved too).
+``{model, optimizer, lr_scheduler, iteration, config, rng, train_log}``,
+written atomically, so an interrupted training resumes with one call and — on
+CPU with a fixed seed — ends with the same weights as an uninterrupted run (the
+RNG states of torch, numpy and Python's ``random`` are saved too). The rows of
+``train_log.csv`` up to the checkpoint travel inside it: Snakemake deletes a
+killed job's outputs (the log among them) before rerunning it, so the log is
+rebuilt from the checkpoint, not from the file.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "load_state_dict_file",
     "save_checkpoint",
     "load_checkpoint",
+    "resume_training",
     "latest_checkpoint",
     "prepare_checkpoint_dir",
     "TrainLog",
@@ -110,8 +114,12 @@ def save_checkpoint(
     iteration: int,
     config: dict | None = None,
     lr_scheduler: Any = None,
+    train_log: "TrainLog | None" = None,
 ) -> None:
-    """Write a resumable checkpoint atomically (see module docstring for its keys)."""
+    """Write a resumable checkpoint atomically (see module docstring for its keys).
+
+    ``train_log``: its rows so far are stored, so a resumed run rewrites the same log.
+    """
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -119,6 +127,7 @@ def save_checkpoint(
         "iteration": int(iteration),
         "config": config or {},
         "rng": _rng_state(),
+        "train_log": train_log.rows if train_log is not None else None,
     }
     with atomic_file(path) as tmp:
         torch.save(state, tmp)
@@ -136,7 +145,11 @@ def load_checkpoint(
 
     Loaded with ``weights_only=True`` (no arbitrary code from a checkpoint file).
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    return _restore(torch.load(path, map_location="cpu", weights_only=True), model, optimizer, lr_scheduler,
+                    restore_rng)
+
+
+def _restore(state: dict, model, optimizer, lr_scheduler, restore_rng: bool) -> int:
     model.load_state_dict(state["model"])
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -145,6 +158,27 @@ def load_checkpoint(
     if restore_rng and state.get("rng"):
         _set_rng_state(state["rng"])
     return int(state["iteration"])
+
+
+def resume_training(
+    checkpoint: str | os.PathLike | None,
+    log_path: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr_scheduler: Any = None,
+) -> tuple[int, "TrainLog"]:
+    """Start or resume a training: ``(first iteration to run, its TrainLog)``.
+
+    ``checkpoint`` None: iteration 0 and an empty ``log_path``. Otherwise model, optimizer,
+    scheduler and RNG are restored from it and the log holds the checkpoint's rows (a
+    checkpoint written before rows were stored in it: the file's rows up to its iteration).
+    """
+    if checkpoint is None:
+        return 0, TrainLog(log_path)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    start = _restore(state, model, optimizer, lr_scheduler, True)
+    return start, TrainLog(log_path, resume_iteration=start, rows=state.get("train_log"))
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
@@ -177,18 +211,21 @@ def prepare_checkpoint_dir(folder: str | os.PathLike, config: dict) -> Path:
 class TrainLog:
     """``train_log.csv`` with one row per logged iteration (iteration, losses, lr, seconds).
 
-    On resume from iteration ``k``, rows after ``k`` (written after the last
-    checkpoint by the interrupted run) are dropped so the log matches the
-    weights.
+    On resume from iteration ``k`` the log starts from ``rows`` (those a checkpoint
+    carried) or else from the file's rows; rows after ``k`` (written after the last
+    checkpoint by the interrupted run) are dropped so the log matches the weights.
     """
 
-    def __init__(self, path: str | os.PathLike, resume_iteration: int = 0) -> None:
+    def __init__(self, path: str | os.PathLike, resume_iteration: int = 0,
+                 rows: list[dict[str, Any]] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        rows = []
-        if resume_iteration > 0 and self.path.exists():
+        if resume_iteration <= 0:
+            rows = []
+        elif rows is None and self.path.exists():
             with open(self.path, newline="") as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["iteration"]) <= resume_iteration]
+                rows = list(csv.DictReader(fh))
+        rows = [dict(r) for r in rows or [] if int(r["iteration"]) <= resume_iteration]
         self.fields: list[str] | None = list(rows[0].keys()) if rows else None
         self._rows = rows
         self._rewrite()
@@ -199,6 +236,11 @@ class TrainLog:
                 writer = csv.DictWriter(fh, fieldnames=self.fields)
                 writer.writeheader()
                 writer.writerows(self._rows)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """A copy of the rows so far (values as written: floats formatted as strings)."""
+        return [dict(r) for r in self._rows]
 
     def log(self, **row: Any) -> None:
         """Append one row; the first row fixes the columns."""
@@ -252,7 +294,7 @@ def optimizer_step(
     if done % checkpoint_every == 0 or done == stop:
         ckpt_dir = Path(ckpt_dir)
         save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=model, optimizer=optimizer, iteration=done, config=config,
-                        lr_scheduler=lr_scheduler)
+                        lr_scheduler=lr_scheduler, train_log=train_log)
         for old in ckpt_dir.glob("ckpt_*.pt"):
             if old.name != f"ckpt_{done}.pt":
                 old.unlink()

@@ -5,7 +5,7 @@
 1. reference: the workflow run locally (``--cores 2``), timed; per-rule job durations recorded.
 2. faults: for every stage in the order it first ran, the workflow is started again and the
    whole Snakemake process group is SIGKILLed at a random point of that stage's first job (a
-   crashed node: no cleanup runs). After each kill no final-named Zarr group is incomplete;
+   crashed node: no cleanup runs; a training right after its first checkpoint, so it resumes). After each kill no final-named Zarr group is incomplete;
    the next start uses ``--rerun-incomplete``. At the end, every artifact equals the reference.
 3. slurm: a single-node Slurm cluster on localhost (tests/cluster/slurm_cluster.sh) runs the
    workflow through workflow/profiles/slurm. The segmenter training job is cancelled with
@@ -63,6 +63,7 @@ class Run:
 
     def __init__(self, cmd: list[str], log: Path, env: dict | None = None) -> None:
         self.log = log.open("a", buffering=1)
+        self.t0 = time.time()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True, env=env)
         self.started: dict[str, float] = {}   # jobid -> start time
@@ -116,6 +117,18 @@ def incomplete_zarrs(results: Path) -> list[str]:
     return bad
 
 
+def new_checkpoints(results: Path, since: float) -> list[Path]:
+    """Resume checkpoints (``**/checkpoints/ckpt_*.pt``) written after ``since`` (time.time())."""
+    return [p for p in results.rglob("checkpoints/ckpt_*.pt") if _mtime(p) > since]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # replaced by a newer checkpoint meanwhile
+        return 0.0
+
+
 def reference_run(root: Path) -> tuple[float, dict[str, float], list[str]]:
     """Local run: wall seconds, median job seconds per rule, rules in order of first start."""
     t0 = time.monotonic()
@@ -137,11 +150,15 @@ def fault_run(root: Path, median: dict[str, float], order: list[str], rng: rando
     """Kill the workflow once inside each stage; return the problems found (empty: passed).
 
     Each restart is killed inside the first job it starts of a stage not killed yet, after a
-    random fraction of that stage's median job time in the reference run.
+    random fraction of that stage's median job time in the reference run; a training stage
+    (``train_*``) as soon as it has written a checkpoint in this restart (or after twice its
+    median time if it writes none), so that its rerun must resume: rebuild the same weights
+    and the same train_log.csv from the checkpoint (Snakemake deletes the log before the rerun).
     """
     work = root / "faults"
     problems = []
     remaining = list(order)
+    expect_resume: set[str] = set()  # training stages killed after a checkpoint
     print(f"{'stage':22s} {'killed after':>12s} {'job median':>10s}  result")
     while remaining:
         unlock(work)
@@ -159,6 +176,14 @@ def fault_run(root: Path, median: dict[str, float], order: list[str], rng: rando
             break
         remaining.remove(rule)
         delay = rng.uniform(0.1, 0.9) * median.get(rule, 1.0)
+        if rule.startswith("train_"):
+            delay = 2.0 * median.get(rule, 1.0)
+            while run.proc.poll() is None and time.monotonic() < run.first_start[rule] + delay:
+                if new_checkpoints(work / RESULTS, since=run.t0):
+                    expect_resume.add(rule)
+                    break
+                time.sleep(0.02)
+            delay = time.monotonic() - run.first_start[rule]
         time.sleep(max(0.0, run.first_start[rule] + delay - time.monotonic()))
         ended = run.proc.poll() is not None
         run.kill()
@@ -174,6 +199,8 @@ def fault_run(root: Path, median: dict[str, float], order: list[str], rng: rando
     resumed = sorted(str(p.relative_to(logs).with_suffix("")) for p in logs.rglob("*.log")
                      if "resuming" in p.read_text(errors="replace"))
     print(f"trainings that resumed from a checkpoint after a kill: {', '.join(resumed) or 'none'}")
+    problems += [f"{rule} was killed after a checkpoint but no {rule} job resumed from it"
+                 for rule in sorted(expect_resume) if not any(r == rule or r.startswith(f"{rule}/") for r in resumed)]
     return problems + compare_results(root / "ref" / RESULTS, work / RESULTS)
 
 

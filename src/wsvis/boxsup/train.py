@@ -78,9 +78,8 @@ from wsvis.maskconsist.train import image_tensor
 from wsvis.models.condinst import ARCH_KEYS, CondInst, build_condinst
 from wsvis.stc.stage import box_masks, frame_flow
 from wsvis.torchutil import (
-    TrainLog,
     latest_checkpoint,
-    load_checkpoint,
+    resume_training,
     optimizer_step,
     prepare_checkpoint_dir,
     resolve_device,
@@ -402,12 +401,11 @@ def train_condinst(
         "hflip": hflip, "clip_grad_norm": clip_grad_norm, "seed": seed, "frames": [len(v.frames) for v in videos],
     }
     ckpt_dir = prepare_checkpoint_dir(Path(out_dir) / "checkpoints", config)
-    start = 0
     last = latest_checkpoint(ckpt_dir)
+    start, train_log = resume_training(last, Path(out_dir) / "train_log.csv", model=model, optimizer=opt,
+                                       lr_scheduler=sched)
     if last is not None:
-        start = load_checkpoint(last, model=model, optimizer=opt, lr_scheduler=sched)
         log.info("resuming %s training from %s (iteration %d)", method, last, start)
-    train_log = TrainLog(Path(out_dir) / "train_log.csv", resume_iteration=start)
 
     bar = tqdm(range(start, stop), desc=f"{method} {Path(out_dir).name}", initial=start, total=stop,
                disable=not progress)

@@ -37,9 +37,8 @@ from wsvis.cam.net import CAMNet
 from wsvis.io.images import read_image
 from wsvis.io.store import atomic_file
 from wsvis.torchutil import (
-    TrainLog,
     latest_checkpoint,
-    load_checkpoint,
+    resume_training,
     resolve_device,
     save_checkpoint,
     seed_everything,
@@ -177,7 +176,6 @@ def train_cam(
     )
 
     ckpt_dir = out_dir / "checkpoints"
-    start = 0
     ckpt = latest_checkpoint(ckpt_dir)
     if ckpt is not None:
         saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("config", {})
@@ -187,11 +185,11 @@ def train_cam(
                 f"{ckpt}: checkpoint of a run with other settings ({', '.join(bad)}); "
                 f"delete {ckpt_dir} to start afresh"
             )
-        start = load_checkpoint(ckpt, model=model, optimizer=optimizer)
+    start, train_log = resume_training(ckpt, out_dir / "train_log.csv", model=model, optimizer=optimizer)
+    if ckpt is not None:
         log.info("resuming CAM training from %s (iteration %d of %d)", ckpt, start, max_step)
     model.to(dev)
     model.train()
-    train_log = TrainLog(out_dir / "train_log.csv", resume_iteration=start)
 
     stop = max_step if max_iterations is None else min(max_step, max_iterations)
     bar = tqdm(range(start, stop), desc="train cam", unit="it", disable=not progress, initial=start, total=stop)
@@ -215,7 +213,8 @@ def train_cam(
         train_log.log(iteration=done, loss=float(loss.item()), lr=cur_lr, seconds=time.perf_counter() - t0)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if done % checkpoint_every == 0 or (done == stop and stop < max_step):
-            save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=model, optimizer=optimizer, iteration=done, config=config)
+            save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=model, optimizer=optimizer, iteration=done,
+                            config=config, train_log=train_log)
     done = max(start, stop)
     if done < max_step:
         last = latest_checkpoint(ckpt_dir)

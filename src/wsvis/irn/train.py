@@ -67,9 +67,8 @@ from wsvis.irn.losses import (
 from wsvis.irn.net import IRNet, grid_size
 from wsvis.irn.pairs import IGNORE, pair_sets, paths_for, search_offsets
 from wsvis.torchutil import (
-    TrainLog,
     latest_checkpoint,
-    load_checkpoint,
+    resume_training,
     resolve_device,
     save_checkpoint,
     to_tensor,
@@ -251,12 +250,10 @@ def train_irn(
     }
 
     ckpt_dir = out_dir / "checkpoints"
-    start = 0
     last = latest_checkpoint(ckpt_dir)
+    start, train_log = resume_training(last, out_dir / "train_log.csv", model=net, optimizer=opt)
     if last is not None:
-        start = load_checkpoint(last, model=net, optimizer=opt)
         log.info("resuming IRN training from %s (iteration %d)", last, start)
-    train_log = TrainLog(out_dir / "train_log.csv", resume_iteration=start)
 
     perm_cache: dict[int, np.ndarray] = {}
 
@@ -306,7 +303,8 @@ def train_irn(
                 disp_bg=l_bg.item(), flow_boundary=l_f.item(), lr=cur_lr, seconds=time.time() - t0,
             )
         if done % checkpoint_every == 0 or done == stop:
-            save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=net, optimizer=opt, iteration=done, config=config)
+            save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=net, optimizer=opt, iteration=done, config=config,
+                            train_log=train_log)
         bar.set_postfix(loss=f"{loss.item():.3f}")
 
     net.displacement_mean.copy_(_displacement_mean(net, index, videos, mean_frames, resize_long[1], dev))

@@ -84,9 +84,8 @@ from wsvis.io.store import atomic_file
 from wsvis.maskconsist.matching import Instances, make_instances, maskconsist_targets, to_target
 from wsvis.models.maskrcnn import build_maskrcnn, paste_masks
 from wsvis.torchutil import (
-    TrainLog,
     latest_checkpoint,
-    load_checkpoint,
+    resume_training,
     optimizer_step,
     prepare_checkpoint_dir,
     resolve_device,
@@ -451,12 +450,11 @@ def train_maskrcnn(
         "frames": [len(v.frames) for v in videos],
     }
     ckpt_dir = prepare_checkpoint_dir(out_dir / "checkpoints", config)
-    start = 0
     last = latest_checkpoint(ckpt_dir)
+    start, train_log = resume_training(last, out_dir / "train_log.csv", model=model, optimizer=opt,
+                                       lr_scheduler=sched)
     if last is not None:
-        start = load_checkpoint(last, model=model, optimizer=opt, lr_scheduler=sched)
         log.info("resuming %s training from %s (iteration %d)", method, last, start)
-    train_log = TrainLog(out_dir / "train_log.csv", resume_iteration=start)
 
     bar = tqdm(range(start, stop), desc=f"{method} {out_dir.name}", initial=start, total=stop, disable=not progress)
     t0 = time.time()
