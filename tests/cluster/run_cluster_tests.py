@@ -63,7 +63,6 @@ class Run:
 
     def __init__(self, cmd: list[str], log: Path, env: dict | None = None) -> None:
         self.log = log.open("a", buffering=1)
-        self.t0 = time.time()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True, env=env)
         self.started: dict[str, float] = {}   # jobid -> start time
@@ -178,8 +177,11 @@ def fault_run(root: Path, median: dict[str, float], order: list[str], rng: rando
         delay = rng.uniform(0.1, 0.9) * median.get(rule, 1.0)
         if rule.startswith("train_"):
             delay = 2.0 * median.get(rule, 1.0)
+            # Trainings run one at a time (threads = cores): a checkpoint newer than this job's
+            # start is this job's.
+            started = time.time() - (time.monotonic() - run.first_start[rule])
             while run.proc.poll() is None and time.monotonic() < run.first_start[rule] + delay:
-                if new_checkpoints(work / RESULTS, since=run.t0):
+                if new_checkpoints(work / RESULTS, since=started):
                     expect_resume.add(rule)
                     break
                 time.sleep(0.02)
