@@ -5,8 +5,9 @@
 1. reference: the workflow run locally (``--cores 2``), timed; per-rule job durations recorded.
 2. faults: for every stage in the order it first ran, the workflow is started again and the
    whole Snakemake process group is SIGKILLed at a random point of that stage's first job (a
-   crashed node: no cleanup runs; a training right after its first checkpoint, so it resumes). After each kill no final-named Zarr group is incomplete;
-   the next start uses ``--rerun-incomplete``. At the end, every artifact equals the reference.
+   crashed node: no cleanup runs; a training right after its first checkpoint, so it resumes).
+   After each kill no final-named Zarr group is incomplete; the next start uses
+   ``--rerun-incomplete``. At the end, every artifact equals the reference.
 3. slurm: a single-node Slurm cluster on localhost (tests/cluster/slurm_cluster.sh) runs the
    workflow through workflow/profiles/slurm. The segmenter training job is cancelled with
    scancel once it has written a checkpoint (preemption); the profile's retry resumes it from
@@ -116,9 +117,9 @@ def incomplete_zarrs(results: Path) -> list[str]:
     return bad
 
 
-def new_checkpoints(results: Path, since: float) -> list[Path]:
-    """Resume checkpoints (``**/checkpoints/ckpt_*.pt``) written after ``since`` (time.time())."""
-    return [p for p in results.rglob("checkpoints/ckpt_*.pt") if _mtime(p) > since]
+def checkpoint_written_since(results: Path, since: float) -> bool:
+    """Whether a resume checkpoint (``**/checkpoints/ckpt_*.pt``) was written after ``since`` (time.time())."""
+    return any(_mtime(p) > since for p in results.rglob("checkpoints/ckpt_*.pt"))
 
 
 def _mtime(path: Path) -> float:
@@ -181,7 +182,7 @@ def fault_run(root: Path, median: dict[str, float], order: list[str], rng: rando
             # start is this job's.
             started = time.time() - (time.monotonic() - run.first_start[rule])
             while run.proc.poll() is None and time.monotonic() < run.first_start[rule] + delay:
-                if new_checkpoints(work / RESULTS, since=started):
+                if checkpoint_written_since(work / RESULTS, since=started):
                     expect_resume.add(rule)
                     break
                 time.sleep(0.02)

@@ -79,10 +79,10 @@ from wsvis.models.condinst import ARCH_KEYS, CondInst, build_condinst
 from wsvis.stc.stage import box_masks, frame_flow
 from wsvis.torchutil import (
     latest_checkpoint,
-    resume_training,
     optimizer_step,
     prepare_checkpoint_dir,
     resolve_device,
+    resume_training,
 )
 
 __all__ = ["BOX_METHODS", "flow_image", "box_mask_losses", "train_condinst", "param_groups", "warmup_multistep"]

@@ -38,8 +38,8 @@ from wsvis.io.images import read_image
 from wsvis.io.store import atomic_file
 from wsvis.torchutil import (
     latest_checkpoint,
-    resume_training,
     resolve_device,
+    resume_training,
     save_checkpoint,
     seed_everything,
     to_tensor,

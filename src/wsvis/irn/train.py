@@ -68,8 +68,8 @@ from wsvis.irn.net import IRNet, grid_size
 from wsvis.irn.pairs import IGNORE, pair_sets, paths_for, search_offsets
 from wsvis.torchutil import (
     latest_checkpoint,
-    resume_training,
     resolve_device,
+    resume_training,
     save_checkpoint,
     to_tensor,
 )

@@ -85,10 +85,10 @@ from wsvis.maskconsist.matching import Instances, make_instances, maskconsist_ta
 from wsvis.models.maskrcnn import build_maskrcnn, paste_masks
 from wsvis.torchutil import (
     latest_checkpoint,
-    resume_training,
     optimizer_step,
     prepare_checkpoint_dir,
     resolve_device,
+    resume_training,
 )
 
 __all__ = ["METHODS", "FramePair", "maskconsist_losses", "train_maskrcnn", "image_tensor"]
