@@ -90,7 +90,9 @@ def test_losses_with_and_without_maskconsist(clip):
 
 def test_resume_gives_identical_weights(clip, tmp_path):
     frames, pseudo, flow = clip
+    # warm-up over the checkpoint (the LR schedule resumes mid-ramp) and clipping on
     kw = dict(method="maskconsist", categories=CATEGORIES, delta=2, iterations=4, batch_size=1,
+              warmup_iters=3, warmup_factor=0.1, clip_grad_norm=1.0,
               checkpoint_every=2, log_every=1, rois_per_image=64, device="cpu", progress=False, **TINY)
     full = train_maskrcnn([frames], [pseudo], [flow], tmp_path / "full", **kw)
     train_maskrcnn([frames], [pseudo], [flow], tmp_path / "resumed", max_iterations=2, **kw)
@@ -102,6 +104,8 @@ def test_resume_gives_identical_weights(clip, tmp_path):
     with open(tmp_path / "resumed" / "train_log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+    # default base_lr 0.002: warm-up 0.1, 0.4, 0.7, then x 1.0 x gamma (milestone 0.75 x 4 = iteration 3)
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.002 * f for f in (0.1, 0.4, 0.7, 0.1)])
     assert {"loss_mask", "lr", "seconds"} <= set(rows[0])
     assert [p.name for p in (tmp_path / "full" / "checkpoints").glob("ckpt_*.pt")] == ["ckpt_4.pt"]
 

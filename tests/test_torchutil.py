@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import torch
 
 from wsvis.torchutil import (
@@ -12,10 +13,12 @@ from wsvis.torchutil import (
     latest_checkpoint,
     load_checkpoint,
     load_state_dict_file,
+    optimizer_step,
     prepare_checkpoint_dir,
     resolve_device,
     resume_training,
     save_checkpoint,
+    warmup_multistep,
 )
 
 
@@ -81,3 +84,39 @@ def test_resume_rebuilds_the_log_from_the_checkpoint_after_snakemake_deleted_it(
 def test_device_auto_falls_back_to_cpu():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu").type == "cpu"
+
+
+def test_warmup_multistep_factors():
+    f = warmup_multistep(100, 10, 0.001, (0.6, 0.8), 0.1)
+    assert f(0) == pytest.approx(0.001) and f(5) == pytest.approx(0.001 + 0.999 * 0.5)
+    assert f(10) == 1.0 and f(59) == 1.0
+    assert f(60) == pytest.approx(0.1) and f(80) == pytest.approx(0.01)
+    # no warm-up: torch's MultiStepLR, step for step
+    model = torch.nn.Linear(2, 1)
+    a = torch.optim.SGD(model.parameters(), lr=0.5)
+    b = torch.optim.SGD(model.parameters(), lr=0.5)
+    lam = torch.optim.lr_scheduler.LambdaLR(a, warmup_multistep(100, 0, 0.001, (0.6, 0.8), 0.1))
+    ms = torch.optim.lr_scheduler.MultiStepLR(b, milestones=[60, 80], gamma=0.1)
+    for _ in range(100):
+        assert a.param_groups[0]["lr"] == pytest.approx(b.param_groups[0]["lr"])
+        a.step(), b.step()  # no gradients: the steps change nothing but keep torch's order
+        lam.step()
+        ms.step()
+
+
+def test_optimizer_step_stops_a_diverged_training_before_stepping(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0)
+    before = model.weight.detach().clone()
+    ckpt_dir = tmp_path / "maskconsist" / "checkpoints"
+    ckpt_dir.mkdir(parents=True)
+    log = TrainLog(tmp_path / "maskconsist" / "train_log.csv")
+    out = model(torch.ones(1, 2)).sum()
+    losses = {"loss_mask": out * float("nan"), "loss_box_reg": out * 0}
+    kw = dict(model=model, optimizer=opt, lr_scheduler=sched, iteration=33, stop=100, train_log=log,
+              ckpt_dir=ckpt_dir, config={}, log_every=1, checkpoint_every=1, seconds=0.0)
+    with pytest.raises(FloatingPointError, match=r"maskconsist.*iteration 34 .*loss_mask=nan.*base_lr"):
+        optimizer_step(sum(losses.values()), losses, **kw)
+    assert torch.equal(model.weight, before)  # nothing stepped, logged or checkpointed
+    assert not list(ckpt_dir.iterdir()) and not log.rows

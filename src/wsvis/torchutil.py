@@ -18,7 +18,7 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +36,8 @@ __all__ = [
     "prepare_checkpoint_dir",
     "TrainLog",
     "optimizer_step",
+    "check_finite_loss",
+    "warmup_multistep",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "to_tensor",
@@ -251,6 +253,48 @@ class TrainLog:
         self._rewrite()
 
 
+def warmup_multistep(iterations: int, warmup_iters: int, warmup_factor: float, steps: Sequence[float],
+                     gamma: float) -> Callable[[int], float]:
+    """LR multiplier of iteration ``it`` for ``torch.optim.lr_scheduler.LambdaLR`` (detectron2's
+    WarmupMultiStepLR): linear warm-up from ``warmup_factor`` to 1 over ``warmup_iters``
+    iterations, times ``gamma`` per passed milestone (``steps`` fractions of ``iterations``).
+    ``warmup_iters=0`` is torch's ``MultiStepLR``."""
+    milestones = sorted({max(1, int(round(s * iterations))) for s in steps})
+
+    def factor(it: int) -> float:
+        warm = 1.0 if it >= warmup_iters else warmup_factor + (1 - warmup_factor) * it / max(1, warmup_iters)
+        return warm * gamma ** sum(it >= m for m in milestones)
+
+    return factor
+
+
+def check_finite_loss(loss: torch.Tensor, losses: dict[str, torch.Tensor], *, iteration: int, what: str,
+                      cure: str = "lower base_lr, or set warmup_iters / clip_grad_norm") -> None:
+    """Stop a training whose loss is NaN or infinite, before it is backpropagated.
+
+    SGD does not recover from a non-finite step: every later weight is NaN, and a run that
+    went on would write a model and predictions of NaN that look complete (detectron2 stops
+    the same way). The last checkpoint, written before the divergence, is kept.
+
+    Args:
+        loss: the scalar about to be backpropagated; losses: its named terms (reported).
+        iteration: 1-based number of the iteration that produced ``loss``.
+        what: the training's name for the message (``"training results/x/models/maskconsist"``).
+        cure: the config change that usually helps, for the message.
+
+    Raises:
+        FloatingPointError: ``loss`` is not finite; the message gives the iteration, each
+            term and the config keys that usually cure it.
+    """
+    if bool(torch.isfinite(loss.detach()).all()):
+        return
+    terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+    raise FloatingPointError(
+        f"{what}: the loss became {float(loss.detach())} at iteration {iteration} ({terms}); the training "
+        f"diverged: in the stage's train config, {cure}, and rerun (checkpoints of other settings are discarded)"
+    )
+
+
 def optimizer_step(
     loss: torch.Tensor,
     losses: dict[str, torch.Tensor],
@@ -279,8 +323,13 @@ def optimizer_step(
         loss: the scalar to backpropagate; losses: its named terms (logged).
         iteration: the 0-based iteration just computed (``iteration + 1`` are done).
         clip_grad_norm: if set, the gradients' total L2 norm is clipped to it before the step.
+
+    Raises:
+        FloatingPointError: ``loss`` is NaN or infinite (:func:`check_finite_loss`); nothing is
+            stepped or written.
     """
     cur_lr = optimizer.param_groups[0]["lr"]
+    check_finite_loss(loss, losses, iteration=iteration + 1, what=f"training {Path(ckpt_dir).parent}")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if clip_grad_norm:

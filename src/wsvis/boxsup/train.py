@@ -83,9 +83,10 @@ from wsvis.torchutil import (
     prepare_checkpoint_dir,
     resolve_device,
     resume_training,
+    warmup_multistep,
 )
 
-__all__ = ["BOX_METHODS", "flow_image", "box_mask_losses", "train_condinst", "param_groups", "warmup_multistep"]
+__all__ = ["BOX_METHODS", "flow_image", "box_mask_losses", "train_condinst", "param_groups"]
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +107,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     decay = [p for p in model.parameters() if p.requires_grad and id(p) not in norm_ids]
     no_decay = [p for p in model.parameters() if p.requires_grad and id(p) in norm_ids]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def warmup_multistep(iterations: int, warmup_iters: int, warmup_factor: float, steps: Sequence[float],
-                     gamma: float):
-    """LR multiplier of iteration ``it``: linear warm-up from ``warmup_factor`` to 1 over
-    ``warmup_iters``, times ``gamma`` per passed milestone (``steps`` x ``iterations``)."""
-    milestones = sorted({max(1, int(round(s * iterations))) for s in steps})
-
-    def factor(it: int) -> float:
-        warm = 1.0 if it >= warmup_iters else warmup_factor + (1 - warmup_factor) * it / max(1, warmup_iters)
-        return warm * gamma ** sum(it >= m for m in milestones)
-
-    return factor
 
 
 def _grid(x: torch.Tensor, in_size: tuple[int, int], padded: tuple[int, int], mode: str) -> torch.Tensor:

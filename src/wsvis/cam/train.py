@@ -37,6 +37,7 @@ from wsvis.cam.net import CAMNet
 from wsvis.io.images import read_image
 from wsvis.io.store import atomic_file
 from wsvis.torchutil import (
+    check_finite_loss,
     latest_checkpoint,
     resolve_device,
     resume_training,
@@ -149,6 +150,7 @@ def train_cam(
     Raises:
         ValueError: no training frames, a tag outside ``categories``, or a
             checkpoint from a run with another schedule (names the keys).
+        FloatingPointError: the loss became NaN or infinite (lr too high).
     """
     out_dir = Path(out_dir)
     train = frames[frames["split"] == "train"].reset_index(drop=True)
@@ -206,6 +208,7 @@ def train_cam(
         y = torch.stack(ys).to(dev)
         cur_lr = _set_lr(optimizer, base_lrs, step, max_step)
         loss = F.multilabel_soft_margin_loss(model(x), y)
+        check_finite_loss(loss, {"loss": loss}, iteration=step + 1, what=f"CAM training {out_dir}", cure="lower lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -67,6 +67,7 @@ from wsvis.irn.losses import (
 from wsvis.irn.net import IRNet, grid_size
 from wsvis.irn.pairs import IGNORE, pair_sets, paths_for, search_offsets
 from wsvis.torchutil import (
+    check_finite_loss,
     latest_checkpoint,
     resolve_device,
     resume_training,
@@ -212,6 +213,7 @@ def train_irn(
 
     Raises:
         ValueError: mismatched inputs, no frames, or ``flow_boundary`` without flows.
+        FloatingPointError: the loss became NaN or infinite (lr too high).
     """
     out_dir = Path(out_dir)
     videos = [[os.fspath(p) for p in v] for v in images]
@@ -292,6 +294,8 @@ def train_irn(
             fv = torch.from_numpy(np.stack([s[3] for s in items])).to(dev)
             l_f = flow_boundary_loss(alpha, fl, offsets, fv, lam)
             loss = loss + l_f
+        check_finite_loss(loss, {"boundary": l_b, "disp_fg": l_fg, "disp_bg": l_bg, "flow_boundary": l_f},
+                          iteration=it + 1, what=f"IRN training {out_dir}", cure="lower lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

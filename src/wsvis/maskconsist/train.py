@@ -89,6 +89,7 @@ from wsvis.torchutil import (
     prepare_checkpoint_dir,
     resolve_device,
     resume_training,
+    warmup_multistep,
 )
 
 __all__ = ["METHODS", "FramePair", "maskconsist_losses", "train_maskrcnn", "image_tensor"]
@@ -367,6 +368,9 @@ def train_maskrcnn(
     weight_decay: float = 1e-4,
     steps: tuple[float, float] = (0.75, 0.88),
     gamma: float = 0.1,
+    warmup_iters: int = 0,
+    warmup_factor: float = 0.001,
+    clip_grad_norm: float | None = None,
     seed: int = 0,
     checkpoint_every: int = 1000,
     log_every: int = 20,
@@ -401,6 +405,11 @@ def train_maskrcnn(
         batch_size: frame pairs per iteration (``maskrcnn``: 2 x batch_size frames).
         base_lr, momentum, weight_decay, steps, gamma: SGD and the step schedule
             (decay by ``gamma`` at ``steps`` fractions of ``iterations``).
+        warmup_iters, warmup_factor: linear LR warm-up from ``warmup_factor`` x ``base_lr``
+            over ``warmup_iters`` iterations (:func:`wsvis.torchutil.warmup_multistep`). The
+            paper states none (0, the default); detectron2's default is 1000 from 0.001.
+        clip_grad_norm: clip the gradients' total L2 norm to this before each step (None: off,
+            as the paper). Short CPU schedules at a high lr need one of these two.
         seed: sampling / initialisation seed.
         checkpoint_every: iterations between checkpoints (the last is always saved).
         log_every: iterations between ``train_log.csv`` rows (the last is always logged).
@@ -414,6 +423,8 @@ def train_maskrcnn(
     Raises:
         ValueError: unknown method, inputs of different lengths, no labelled frame,
             pseudo-labels not of the frames' size.
+        FloatingPointError: the loss became NaN or infinite (the training diverged); the last
+            checkpoint is from before.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
@@ -439,14 +450,15 @@ def train_maskrcnn(
     model.to(dev).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=base_lr, momentum=momentum, weight_decay=weight_decay)
-    milestones = sorted({max(1, int(round(s * iterations))) for s in steps})
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, warmup_multistep(iterations, warmup_iters, warmup_factor, steps, gamma))
     stop = iterations if max_iterations is None else min(iterations, int(max_iterations))
     config = {
         "method": method, "categories": list(categories), "delta": delta, "intra": intra, "inter": inter,
         "iom_nms": iom_nms, "top_k": top_k, "rois_per_image": rois_per_image, "backbone": backbone, "weights": str(weights), "min_size": min_size,
         "max_size": max_size, "iterations": iterations, "batch_size": batch_size, "base_lr": base_lr,
         "momentum": momentum, "weight_decay": weight_decay, "steps": list(steps), "gamma": gamma, "seed": seed,
+        "warmup_iters": warmup_iters, "warmup_factor": warmup_factor, "clip_grad_norm": clip_grad_norm,
         "frames": [len(v.frames) for v in videos],
     }
     ckpt_dir = prepare_checkpoint_dir(out_dir / "checkpoints", config)
@@ -468,7 +480,7 @@ def train_maskrcnn(
         loss = sum(losses.values())
         optimizer_step(loss, losses, model=model, optimizer=opt, lr_scheduler=sched, iteration=it, stop=stop,
                        train_log=train_log, ckpt_dir=ckpt_dir, config=config, log_every=log_every,
-                       checkpoint_every=checkpoint_every, seconds=time.time() - t0)
+                       checkpoint_every=checkpoint_every, seconds=time.time() - t0, clip_grad_norm=clip_grad_norm)
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
 
     out = out_dir / "model.pt"
