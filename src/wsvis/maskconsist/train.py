@@ -51,8 +51,11 @@ after IoM-NMS). The torch RNG (RoI/anchor sampling) is reseeded from
 ``(seed, iteration)`` at each iteration.
 
 Schedule (§4.2): SGD, lr 0.002, momentum 0.9, weight decay 1e-4, ×0.1 at 75 %
-and 88 % of ``iterations`` (``MultiStepLR``); no warm-up and no data
-augmentation (torchvision's resize to ``min_size``/``max_size`` only).
+and 88 % of ``iterations``; no data augmentation (torchvision's resize to
+``min_size``/``max_size`` only). The paper states no warm-up and no gradient
+clipping (the defaults); both are options (``warmup_iters``, ``clip_grad_norm``)
+for short, high-lr CPU schedules. A NaN or infinite loss stops the training
+with ``FloatingPointError`` instead of training on NaN weights.
 
 Outputs in ``out_dir``: ``checkpoints/ckpt_<it>.pt`` every ``checkpoint_every``
 iterations (and at the end; emptied when the run's config changes),
