@@ -82,7 +82,7 @@ def test_fusion_switches_and_errors():
         build_condinst(3, two_stream=True, mask_fusion="attention", **TINY)
 
 
-def test_no_weight_decay_on_norm_layers_and_schedule():
+def test_no_weight_decay_on_norm_layers():
     model = build_condinst(3, **TINY)  # weights none: trainable BatchNorm in the backbone, GroupNorm in the head
     decay, no_decay = param_groups(model, 1e-4)
     assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) > 0
