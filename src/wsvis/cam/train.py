@@ -36,6 +36,7 @@ from tqdm import tqdm
 from wsvis.cam.net import CAMNet
 from wsvis.io.images import read_image
 from wsvis.io.store import atomic_file
+from wsvis.models.backbones import weights_follow
 from wsvis.torchutil import (
     check_finite_loss,
     latest_checkpoint,
@@ -250,13 +251,8 @@ def load_cam_model(path: str | os.PathLike, device: str | torch.device = "cpu") 
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not {"model", "backbone", "categories"} <= set(state):
         raise ValueError(f"{path}: not a CAM model file (needs keys model, backbone, categories)")
-    # weights="none" only allocates: the state_dict below replaces them (silence the random-weights warning)
-    backbones_log = logging.getLogger("wsvis.models.backbones")
-    disabled, backbones_log.disabled = backbones_log.disabled, True
-    try:
+    with weights_follow():  # only allocates: the state_dict below replaces the weights
         model = CAMNet(state["backbone"], len(state["categories"]), weights="none")
-    finally:
-        backbones_log.disabled = disabled
     model.load_state_dict(state["model"])
     model.categories = list(state["categories"])
     dev = device if isinstance(device, torch.device) else resolve_device(device)

@@ -66,6 +66,7 @@ from wsvis.irn.losses import (
 )
 from wsvis.irn.net import IRNet, grid_size
 from wsvis.irn.pairs import IGNORE, pair_sets, paths_for, search_offsets
+from wsvis.models.backbones import weights_follow
 from wsvis.torchutil import (
     check_finite_loss,
     latest_checkpoint,
@@ -157,7 +158,8 @@ def load_irn(path: str | os.PathLike, device: str | torch.device = "cpu") -> IRN
     if not path.is_file():
         raise FileNotFoundError(f"IRN model not found: {path} (run the IRN training stage first)")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    net = IRNet(state["backbone"], "none")
+    with weights_follow():  # only allocates: the state_dict below replaces the weights
+        net = IRNet(state["backbone"], "none")
     net.load_state_dict(state["model"])
     return net.to(device).eval()
 

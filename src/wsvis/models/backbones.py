@@ -23,8 +23,10 @@ state_dict or, for MobileNetV2, the ``features`` state_dict of
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Callable
+from contextvars import ContextVar
+from typing import Callable, Iterator
 
 import torch
 import torchvision
@@ -32,9 +34,34 @@ from torch import nn
 
 from wsvis.torchutil import load_state_dict_file
 
-__all__ = ["Backbone", "BACKBONES", "build_backbone"]
+__all__ = ["Backbone", "BACKBONES", "build_backbone", "weights_follow", "warn_random_weights"]
 
 log = logging.getLogger(__name__)
+
+_WEIGHTS_FOLLOW: ContextVar[bool] = ContextVar("wsvis_weights_follow", default=False)
+
+
+@contextlib.contextmanager
+def weights_follow() -> Iterator[None]:
+    """Build models with ``weights="none"`` whose trained weights are loaded right after.
+
+    The model loaders (``load_irn``, ``load_cam_model``, ``load_maskrcnn``,
+    ``load_condinst``) build the network with ``weights="none"`` only to
+    allocate the tensors their ``model.pt`` replaces; inside this block
+    :func:`warn_random_weights` stays silent, so a log does not claim random
+    weights for a trained model. Context-local (thread- and task-safe).
+    """
+    token = _WEIGHTS_FOLLOW.set(True)
+    try:
+        yield
+    finally:
+        _WEIGHTS_FOLLOW.reset(token)
+
+
+def warn_random_weights(what: str) -> None:
+    """Log that ``what`` starts from random weights (``weights: none``), unless inside :func:`weights_follow`."""
+    if not _WEIGHTS_FOLLOW.get():
+        log.warning("%s with random weights (weights: none)", what)
 
 
 class Backbone(nn.Module):
@@ -64,7 +91,7 @@ class Backbone(nn.Module):
 
 def _load(model: nn.Module, weights: str, tv_weights: Callable[[], object], features_only: nn.Module | None) -> None:
     if weights == "none":
-        log.warning("backbone with random weights (weights: none)")
+        warn_random_weights("backbone")
         return
     if weights == "imagenet":
         state = tv_weights().get_state_dict(progress=False)

@@ -31,7 +31,6 @@ image with the same ImageNet statistics).
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -44,11 +43,10 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import batched_nms, clip_boxes_to_image
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
+from wsvis.models.backbones import weights_follow
 from wsvis.models.maskrcnn import MASKRCNN_BACKBONES, _mobilenet_v2_fpn, _resnet50_fpn
 
 __all__ = ["FUSIONS", "CondInstHead", "CondInst", "build_condinst", "load_condinst", "fuse"]
-
-log = logging.getLogger(__name__)
 
 #: Feature fusion of the two-stream encoder (Ikeda & Mori Table 4); ``none`` = image features only.
 FUSIONS = ("sum", "max", "concat", "none")
@@ -397,6 +395,7 @@ def load_condinst(path: str | os.PathLike, device: str | torch.device = "cpu") -
     if not path.is_file():
         raise FileNotFoundError(f"CondInst model not found: {path} (run the training stage first)")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_condinst(len(state["categories"]) + 1, weights="none", **{k: state[k] for k in ARCH_KEYS})
+    with weights_follow():
+        model = build_condinst(len(state["categories"]) + 1, weights="none", **{k: state[k] for k in ARCH_KEYS})
     model.load_state_dict(state["model"])
     return model.to(device).eval(), {k: v for k, v in state.items() if k != "model"}

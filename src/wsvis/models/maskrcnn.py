@@ -36,7 +36,6 @@ normalises with the ImageNet mean/std itself.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -50,11 +49,10 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from wsvis.models.backbones import warn_random_weights, weights_follow
 from wsvis.torchutil import load_state_dict_file
 
 __all__ = ["MASKRCNN_BACKBONES", "build_maskrcnn", "load_maskrcnn", "paste_masks", "detect"]
-
-log = logging.getLogger(__name__)
 
 #: Backbone names :func:`build_maskrcnn` accepts.
 MASKRCNN_BACKBONES = ("resnet50", "mobilenet_v2")
@@ -189,7 +187,7 @@ def build_maskrcnn(
     if frozen_bn is None:
         frozen_bn = weights != "none"
     if weights == "none":
-        log.warning("Mask R-CNN backbone with random weights (weights: none)")
+        warn_random_weights("Mask R-CNN backbone")
     common = dict(
         num_classes=num_classes,
         min_size=min_size,
@@ -239,7 +237,8 @@ def load_maskrcnn(path: str | os.PathLike, device: str | torch.device = "cpu", *
         frozen_bn=bool(state.get("frozen_bn", False)),
     )
     kwargs.update(overrides)
-    model = build_maskrcnn(len(state["categories"]) + 1, weights="none", **kwargs)
+    with weights_follow():
+        model = build_maskrcnn(len(state["categories"]) + 1, weights="none", **kwargs)
     model.load_state_dict(state["model"])
     meta = {k: v for k, v in state.items() if k != "model"}
     return model.to(device).eval(), meta
