@@ -89,6 +89,8 @@ def _resnet50_fpn(
     ``returned_layers=[2, 3, 4]`` and ``LastLevelP6P7`` for P3..P7."""
     fpn = dict(returned_layers=returned_layers, extra_blocks=extra_blocks)
     pretrained = weights != "none"
+    if not pretrained:
+        warn_random_weights("ResNet-50-FPN backbone")
     tl = (3 if pretrained else 5) if trainable_layers is None else trainable_layers
     tv_weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1 if weights == "imagenet" else None
     norm = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
@@ -114,6 +116,8 @@ def _mobilenet_v2_fpn(
     """MobileNetV2-FPN on ``features[4, 7, 18]`` (stride 8, 16, 32) + ``extra_blocks``
     (default max-pool, stride 64, as Mask R-CNN; CondInst passes ``LastLevelP6P7``)."""
     pretrained = weights != "none"
+    if not pretrained:
+        warn_random_weights("MobileNetV2-FPN backbone")
     norm = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
     if weights == "imagenet":
         net = torchvision.models.mobilenet_v2(weights=torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1, norm_layer=norm)
@@ -186,8 +190,6 @@ def build_maskrcnn(
         weights = os.fspath(weights)
     if frozen_bn is None:
         frozen_bn = weights != "none"
-    if weights == "none":
-        warn_random_weights("Mask R-CNN backbone")
     common = dict(
         num_classes=num_classes,
         min_size=min_size,
