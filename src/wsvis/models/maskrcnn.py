@@ -160,7 +160,9 @@ def build_maskrcnn(
         num_classes: number of classes *including* background (categories + 1);
             class ``k`` >= 1 is category id ``k`` (1-based, as ``gt.json``).
         backbone: ``"resnet50"`` (paper, MaskConsist §4.2) or ``"mobilenet_v2"`` (CPU).
-        weights: ``"none" | "imagenet" | PATH`` for the backbone (module docstring).
+        weights: ``"none" | "imagenet" | PATH`` for the backbone (module docstring);
+            ``"none"`` logs "... backbone with random weights" unless built inside
+            :func:`wsvis.models.backbones.weights_follow` (the loaders).
         min_size, max_size: torchvision's resize of the input (pixels, short / long side).
         box_score_thresh, box_nms_thresh: inference score threshold and per-class
             NMS IoU (paper §4.2: 0.05 and 0.5).
