@@ -1,0 +1,119 @@
+"""The ``box`` and ``grabcut`` baselines for box supervision: masks from each box, no learning.
+
+* ``box``: each box filled (a pixel is inside when its centre is:
+  :func:`wsvis.stc.stage.box_masks`), the floor any box-supervised mask must
+  beat (BoxInst's and STC-Seg's projection terms are satisfied by it);
+* ``grabcut``: ``cv2.grabCut`` (Rother et al., "GrabCut: interactive
+  foreground extraction using iterated graph cuts", SIGGRAPH 2004)
+  initialised with each box (``GC_INIT_WITH_RECT``: outside the box is
+  background, inside probably foreground), ``iterations`` rounds of colour
+  GMM fitting and graph cut. The cut runs on a crop of the frame around the
+  box, enlarged by ``context`` times the box's width / height on each side
+  (clipped to the frame; ``None`` = the whole frame): the background colour
+  model then describes the object's surroundings, and a frame with several
+  boxes costs a few small cuts. A box with no background around it (it
+  covers the crop) or thinner than 2 pixels cannot be cut and stays filled.
+  OpenCV's RNG (GMM initialisation) is re-seeded before every cut, so
+  results are reproducible.
+
+Overlaps: instances are returned largest box first, so where boxes overlap
+the smaller (usually nearer, occluding) object's mask is drawn last and wins
+in the pseudo-label map. Every instance scores 1 (the box is given).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from wsvis.stc.stage import box_masks
+
+__all__ = ["box_instances", "grabcut_mask", "grabcut_instances"]
+
+
+def _by_area(boxes: np.ndarray) -> np.ndarray:
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return np.argsort(-areas, kind="stable")
+
+
+def box_instances(
+    boxes: np.ndarray, classes: np.ndarray, frame_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Filled boxes as instances.
+
+    Args:
+        boxes: (K, 4) float xyxy pixels, x2/y2 exclusive (the manifest's convention).
+        classes: (K,) 1-based category ids.
+        frame_size: (H, W) pixels.
+
+    Returns:
+        ``(masks, classes, scores)``: (K, H, W) bool, (K,) int64, (K,) float32 ones;
+        largest box first (module docstring, "Overlaps").
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    order = _by_area(boxes)
+    masks = box_masks(boxes[order], frame_size)
+    return masks, np.asarray(classes, np.int64).reshape(-1)[order], np.ones(len(order), np.float32)
+
+
+def grabcut_mask(image: np.ndarray, box: np.ndarray, *, iterations: int = 5, context: float | None = 0.5) -> np.ndarray:
+    """GrabCut foreground of one box (module docstring).
+
+    Args:
+        image: (H, W, 3) uint8 RGB frame.
+        box: (4,) float xyxy pixels, x2/y2 exclusive.
+        iterations: GrabCut iterations (``iterCount``).
+        context: crop margin as a fraction of the box size per side; ``None`` = whole frame.
+
+    Returns:
+        (H, W) bool, foreground (definite or probable) inside the box; the
+        filled box where the box cannot be cut.
+
+    Raises:
+        ValueError: ``image`` not (H, W, 3) uint8; ``iterations`` < 1.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if iterations < 1:
+        raise ValueError(f"grabcut iterations must be >= 1, got {iterations}")
+    h, w = image.shape[:2]
+    filled = box_masks(np.asarray(box, np.float64)[None], (h, w))[0]
+    ys, xs = np.nonzero(filled)
+    if len(ys) == 0:
+        return filled
+    y1, y2, x1, x2 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    if context is None:
+        cy1, cy2, cx1, cx2 = 0, h, 0, w
+    else:
+        my, mx = int(np.ceil(context * (y2 - y1))), int(np.ceil(context * (x2 - x1)))
+        cy1, cy2, cx1, cx2 = max(0, y1 - my), min(h, y2 + my), max(0, x1 - mx), min(w, x2 + mx)
+    rect = (x1 - cx1, y1 - cy1, x2 - x1, y2 - y1)
+    no_background = (cy1, cy2, cx1, cx2) == (y1, y2, x1, x2)
+    if no_background or rect[2] < 2 or rect[3] < 2:
+        return filled
+    crop = np.ascontiguousarray(image[cy1:cy2, cx1:cx2, ::-1])  # OpenCV wants BGR
+    mask = np.zeros(crop.shape[:2], np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
+    cv2.grabCut(crop, mask, rect, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_RECT)
+    out = np.zeros((h, w), bool)
+    out[cy1:cy2, cx1:cx2] = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    return out & filled
+
+
+def grabcut_instances(
+    image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, *, iterations: int = 5, context: float | None = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GrabCut masks of every box of one frame (keywords of :func:`grabcut_mask`).
+
+    Returns:
+        ``(masks, classes, scores)`` as :func:`box_instances`, each mask the cut of its box.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    order = _by_area(boxes)
+    h, w = np.asarray(image).shape[:2]
+    masks = np.zeros((len(order), h, w), bool)
+    for k, i in enumerate(order):
+        masks[k] = grabcut_mask(image, boxes[i], iterations=iterations, context=context)
+    return masks, np.asarray(classes, np.int64).reshape(-1)[order], np.ones(len(order), np.float32)

@@ -1,0 +1,158 @@
+"""Baselines with no learning (wsvis.baselines): motion, box, grabcut on hand-built frames."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wsvis.baselines import compute_video_baseline
+from wsvis.baselines.box import box_instances, grabcut_instances, grabcut_mask
+from wsvis.baselines.motion import camera_flow, motion_foreground, motion_instances
+from wsvis.evaluate.pseudo import region_similarity
+from wsvis.flow.stage import compute_video_flow
+from wsvis.io.pseudo import read_pseudo
+
+H, W = 96, 128
+
+
+def _camera(h=H, w=W):
+    """Flow of a panning, slightly zooming camera: a homography (8 % zoom about the centre, pan (3, -2))."""
+    py, px = np.mgrid[0:h, 0:w].astype(np.float32)
+    zoom, cx, cy = 1.08, w / 2, h / 2
+    return np.stack([(px - cx) * (zoom - 1) + 3.0, (py - cy) * (zoom - 1) - 2.0], axis=-1).astype(np.float32)
+
+
+def _square():
+    m = np.zeros((H, W), bool)
+    m[30:62, 40:80] = True
+    return m
+
+
+def test_camera_flow_recovers_a_homography():
+    flow = _camera()
+    np.testing.assert_allclose(camera_flow(flow, "homography"), flow, atol=1e-3)
+    np.testing.assert_allclose(camera_flow(flow, "affine"), flow, atol=1e-3)  # zoom + pan is affine too
+    assert np.all(camera_flow(flow, "none") == 0)
+    with pytest.raises(ValueError, match="compensation"):
+        camera_flow(flow, "rigid")
+
+
+def test_motion_recovers_the_square_on_a_panning_zooming_background():
+    flow = _camera()
+    square = _square()
+    flow[square] = [-4.0, 3.0]  # the object moves against the camera
+    masks, classes, scores = motion_instances(flow, [2])
+    assert masks.shape == (1, H, W) and classes.tolist() == [2]
+    assert region_similarity(masks[0], square) > 0.95
+    assert 0 < scores[0] <= 1
+    # Without compensation the zoom's edges move more than Otsu's cut: the square is not found alone.
+    raw, _, _ = motion_instances(flow, [2], compensation="none")
+    assert region_similarity(raw.any(axis=0), square) < 0.8
+    # Median compensation removes the pan but not the zoom: worse than the homography.
+    med, _, _ = motion_instances(flow, [2], compensation="median")
+    assert region_similarity(med.any(axis=0), square) < region_similarity(masks[0], square)
+
+
+def test_motion_static_scene_and_untagged_frames_give_nothing():
+    flow = _camera() * 0
+    assert len(motion_instances(flow, [1])[0]) == 0
+    assert not motion_foreground(np.full((H, W), 0.4, np.float32), min_magnitude=1.0).any()
+    moving = _camera()
+    moving[_square()] = [-4.0, 3.0]
+    assert len(motion_instances(moving, [])[0]) == 0
+
+
+def test_motion_several_tags_give_distinct_classes_largest_region_first():
+    flow = np.zeros((H, W, 2), np.float32)
+    big = np.zeros((H, W), bool)
+    big[10:50, 10:60] = True
+    small = np.zeros((H, W), bool)
+    small[60:80, 90:110] = True
+    flow[big] = [5, 0]
+    flow[small] = [0, 5]
+    masks, classes, _ = motion_instances(flow, [3, 1])
+    by_class = {int(c): m for m, c in zip(masks, classes)}
+    assert sorted(by_class) == [1, 3]
+    assert region_similarity(by_class[1], big) > 0.95  # largest region, first tag in id order
+    assert region_similarity(by_class[3], small) > 0.95
+
+
+def _disc_frame(seed=0, x=64):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W]
+    disc = (yy - 48) ** 2 + (xx - x) ** 2 < 22**2
+    img = np.full((H, W, 3), 40, np.int64)
+    img[disc] = [220, 190, 30]
+    img += rng.integers(-12, 12, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), disc
+
+
+def test_grabcut_recovers_a_disc_inside_its_box():
+    img, disc = _disc_frame()
+    box = np.array([34.0, 18.0, 94.0, 78.0])  # the disc's box with a margin
+    cut = grabcut_mask(img, box, iterations=5)
+    assert region_similarity(cut, disc) > 0.8
+    filled = box_instances(box[None], np.array([1]), (H, W))[0][0]
+    assert region_similarity(filled, disc) < region_similarity(cut, disc)
+    np.testing.assert_array_equal(cut, grabcut_mask(img, box, iterations=5))  # reproducible
+    whole = grabcut_mask(img, box, iterations=5, context=None)
+    assert region_similarity(whole, disc) > 0.8
+
+
+def test_grabcut_uncuttable_boxes_stay_filled():
+    img, _ = _disc_frame()
+    full = grabcut_mask(img, np.array([0.0, 0.0, W, H]))
+    assert full.all()
+    thin = grabcut_mask(img, np.array([10.0, 10.0, 11.0, 50.0]))
+    assert thin.sum() == 40 and thin[10:50, 10].all()
+    with pytest.raises(ValueError, match="uint8"):
+        grabcut_mask(img.astype(np.float32), np.array([0.0, 0.0, 5.0, 5.0]))
+
+
+def test_box_instances_fill_boxes_largest_first():
+    boxes = np.array([[2.0, 2.0, 4.0, 5.0], [0.0, 0.0, 8.0, 8.0]])
+    masks, classes, scores = box_instances(boxes, np.array([1, 2]), (10, 10))
+    assert classes.tolist() == [2, 1] and scores.tolist() == [1.0, 1.0]
+    assert masks[0].sum() == 64 and masks[1].sum() == 6 and masks[1][2:5, 2:4].all()
+    m, c, _ = grabcut_instances(np.zeros((10, 10, 3), np.uint8), boxes, np.array([1, 2]))
+    assert c.tolist() == [2, 1] and m.shape == (2, 10, 10)
+
+
+def _table(tmp_path, frames, boxes, tags):
+    import cv2
+
+    rows = []
+    for t, img in enumerate(frames):
+        path = tmp_path / f"{t:05d}.png"
+        cv2.imwrite(str(path), img[..., ::-1])
+        rows.append(
+            {"video": "v", "frame": t, "image": str(path), "width": W, "height": H, "tags": tags,
+             "box_classes": ["b"] * len(boxes[t]), "boxes": boxes[t]}
+        )
+    return pd.DataFrame(rows)
+
+
+def test_stage_writes_each_baseline_as_a_pseudo_label_artifact(tmp_path):
+    img, disc = _disc_frame()
+    moved, _ = _disc_frame(x=70)  # same background, the disc 6 px to the right
+    box = [34.0, 18.0, 94.0, 78.0]
+    table = _table(tmp_path, [img, moved], [[box], [[40.0, 18.0, 100.0, 78.0]]], ["b"])
+    flow_path = tmp_path / "flow.zarr"
+    compute_video_flow(table["image"].tolist(), flow_path, backend="dis", gaps=[1])
+    for name, options in [("box", {}), ("grabcut", {"iterations": 3}), ("motion", {})]:
+        out = tmp_path / f"{name}.zarr"
+        compute_video_baseline(name, table, out, categories=["a", "b"], flow_path=flow_path,
+                               params={"x": 1}, **options)
+        instances, classes, _, attrs = read_pseudo(out)
+        assert instances.shape == (2, H, W) and attrs["variant"] == name
+        assert set(classes[1:].tolist()) == {2}
+    inst, _, _, _ = read_pseudo(tmp_path / "grabcut.zarr")
+    assert region_similarity(inst[0] > 0, disc) > 0.8
+    moving, _, _, _ = read_pseudo(tmp_path / "motion.zarr")
+    # DIS smears the disc's 6 px motion over its surroundings (flat background): measured J 0.60.
+    assert region_similarity(moving[0] > 0, disc) > 0.5
+    with pytest.raises(ValueError, match="flow artifact"):
+        compute_video_baseline("motion", table, tmp_path / "m2.zarr", categories=["a", "b"])
+    with pytest.raises(ValueError, match="not in the categories"):
+        compute_video_baseline("box", table, tmp_path / "b2.zarr", categories=["a"])
+    with pytest.raises(ValueError, match="unknown baseline"):
+        compute_video_baseline("snake", table, tmp_path / "s.zarr", categories=["a", "b"])
