@@ -16,6 +16,8 @@ rule train_cam:
         train_log=f"{CAM_DIR}/train_log.csv",
     log:
         f"{RESULTS}/logs/train_cam.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_cam.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 2
@@ -41,6 +43,8 @@ rule cam:
         zarr=directory(CAM_ZARR),
     log:
         log_path("cam"),
+    benchmark:
+        bench_path("cam")
     conda:
         "../envs/wsvis.yaml"
     threads: 2
@@ -62,6 +66,8 @@ rule cam_floor:
         zarr=directory(PSEUDO_ZARR.replace("{variant}", "cam")),
     log:
         log_path("cam_floor"),
+    benchmark:
+        bench_path("cam_floor")
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -83,6 +89,8 @@ rule viz_cam:
         png=CAM_VIZ,
     log:
         log_path("viz_cam"),
+    benchmark:
+        bench_path("viz_cam")
     conda:
         "../envs/wsvis.yaml"
     threads: 1

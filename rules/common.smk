@@ -6,7 +6,9 @@ import shlex
 from snakemake.utils import validate
 
 from wsvis.config import (
+    BASELINE_VARIANTS,
     IRN_VARIANTS,
+    baseline_params,
     cam_infer_params,
     cam_train_params,
     check_config,
@@ -15,6 +17,7 @@ from wsvis.config import (
     flow_params,
     ingest_params,
     irn_infer_params,
+    pseudo_variants,
     irn_train_params,
     reader_spec,
     segment_predict_params,
@@ -22,6 +25,7 @@ from wsvis.config import (
     segment_train_params,
     run_uses_flow,
     stc_params,
+    supervision_families,
     to_json,
 )
 from wsvis.io.datasets import make_reader
@@ -38,18 +42,29 @@ DEPTH = depth_enabled(config["depth"])
 TRAIN_VIDEOS = [
     v for v in VIDEOS if ingest_params(config["dataset"], v)["split"] == "train"
 ]
-# Pseudo-label variants: the CAM floor, the configured IRN variants (flowIRN Table 4) and STC-Seg's.
-PSEUDO_VARIANTS = ["cam", *config["irn"]["variants"], "stc"]
+# Pseudo-label variants: the baselines with no learning, the CAM floor, the configured IRN variants
+# (flowIRN Table 4) and STC-Seg's.
+PSEUDO_VARIANTS = [
+    *config["baselines"]["variants"],
+    "cam",
+    *config["irn"]["variants"],
+    "stc",
+]
 
 
 wildcard_constraints:
     video=NAME_PATTERN,
-    variant="|".join(["cam", "stc", *IRN_VARIANTS]),
+    variant="|".join(["cam", "stc", *IRN_VARIANTS, *BASELINE_VARIANTS]),
 
 
 def log_path(stage):
     """Per-job log file of a per-video stage."""
     return f"{RESULTS}/logs/{stage}/{{video}}.log"
+
+
+def bench_path(stage):
+    """Per-job benchmark file (wall seconds, max RSS) of a per-video stage; metrics/costs.csv gathers them."""
+    return f"{RESULTS}/benchmarks/{stage}/{{video}}.tsv"
 
 
 def gpu_request(device):

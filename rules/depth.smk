@@ -11,6 +11,8 @@ if DEPTH:
             zarr=directory(DEPTH_ZARR),
         log:
             log_path("depth"),
+        benchmark:
+            bench_path("depth")
         conda:
             "../envs/wsvis.yaml"
         threads: 2

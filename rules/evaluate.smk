@@ -12,6 +12,8 @@ rule pseudo_metrics:
         json=PSEUDO_METRICS,
     log:
         f"{RESULTS}/logs/pseudo_metrics/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pseudo_metrics/{{variant}}.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -32,6 +34,8 @@ rule pseudo_label_table:
         csv=f"{RESULTS}/metrics/pseudo_labels.csv",
     log:
         f"{RESULTS}/logs/pseudo_label_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pseudo_label_table.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -51,6 +55,8 @@ rule frame_metrics:
         json=FRAME_METRICS,
     log:
         f"{RESULTS}/logs/frame_metrics/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/frame_metrics/{{run}}.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -74,6 +80,8 @@ rule video_metrics:
         json=f"{RESULTS}/metrics/video/{{run}}/{{tracker}}.json",
     log:
         f"{RESULTS}/logs/video_metrics/{{run}}/{{tracker}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/video_metrics/{{run}}/{{tracker}}.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -100,6 +108,8 @@ rule summary:
         csv=f"{RESULTS}/metrics/summary.csv",
     log:
         f"{RESULTS}/logs/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1

@@ -12,6 +12,8 @@ rule flow:
         zarr=directory(FLOW_ZARR),
     log:
         log_path("flow"),
+    benchmark:
+        bench_path("flow")
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -34,6 +36,8 @@ rule flow_overview:
         png=FLOW_OVERVIEW,
     log:
         log_path("flow_overview"),
+    benchmark:
+        bench_path("flow_overview")
     conda:
         "../envs/wsvis.yaml"
     threads: 1

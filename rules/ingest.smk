@@ -15,6 +15,8 @@ rule ingest_video:
         gt=INGEST_GT,
     log:
         log_path("ingest"),
+    benchmark:
+        bench_path("ingest_video")
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -39,6 +41,8 @@ rule manifest:
         gt=f"{RESULTS}/gt.json",
     log:
         f"{RESULTS}/logs/manifest.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/manifest.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1

@@ -17,6 +17,8 @@ rule ir_labels:
         zarr=directory(IR_LABELS),
     log:
         f"{RESULTS}/logs/ir_labels/{{source}}/{{video}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ir_labels/{{source}}/{{video}}.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -46,6 +48,8 @@ rule train_irn:
         train_log=f"{IRN_DIR}/train_log.csv",
     log:
         f"{RESULTS}/logs/train_irn/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_irn/{{variant}}.tsv"
     wildcard_constraints:
         variant=IRN_VARIANT_PATTERN,
     conda:
@@ -67,6 +71,7 @@ rule train_irn:
 # (Kubernetes profile) Snakemake 9 does not apply it to the storage-wrapped output, hence these.
 ruleorder: cam_floor > pseudo_irn
 ruleorder: pseudo_stc > pseudo_irn
+ruleorder: pseudo_baseline > pseudo_irn
 
 
 rule pseudo_irn:
@@ -78,6 +83,8 @@ rule pseudo_irn:
         zarr=directory(PSEUDO_ZARR),
     log:
         f"{RESULTS}/logs/pseudo/{{variant}}/{{video}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pseudo_irn/{{variant}}/{{video}}.tsv"
     wildcard_constraints:
         variant=IRN_VARIANT_PATTERN,
     conda:
@@ -103,6 +110,8 @@ rule viz_pseudo:
         png=PSEUDO_VIZ,
     log:
         f"{RESULTS}/logs/viz_pseudo/{{variant}}/{{video}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/viz_pseudo/{{variant}}/{{video}}.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1

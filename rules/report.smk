@@ -12,6 +12,8 @@ rule viz_tracks:
         png=TRACK_VIZ,
     log:
         f"{RESULTS}/logs/viz_tracks/{{run}}/{{tracker}}/{{video}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/viz_tracks/{{run}}/{{tracker}}/{{video}}.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -26,14 +28,42 @@ rule viz_tracks:
         "> {log:q} 2>&1"
 
 
+# The benchmark files of every job before the report (all of them: its input is everything else the
+# run makes); the report's own cost is in benchmarks/report.tsv.
+rule costs:
+    input:
+        summary=rules.summary.output.csv,
+        pseudo=rules.pseudo_label_table.output.csv,
+        pictures=[p.split("=", 1)[1] for p in report_pictures()],
+    output:
+        csv=f"{RESULTS}/metrics/costs.csv",
+    log:
+        f"{RESULTS}/logs/costs.log",
+    conda:
+        "../envs/wsvis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        benchmarks=f"{RESULTS}/benchmarks",
+        videos=to_json(VIDEOS),
+    shell:
+        "wsvis evaluate costs --benchmarks {params.benchmarks:q} --videos {params.videos:q} "
+        "--out {output.csv:q} > {log:q} 2>&1"
+
+
 rule report:
     input:
         summary=rules.summary.output.csv,
+        costs=rules.costs.output.csv,
         pictures=[p.split("=", 1)[1] for p in report_pictures()],
     output:
         html=f"{RESULTS}/report/index.html",
     log:
         f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -44,6 +74,7 @@ rule report:
         pictures=report_pictures(),
         out_dir=lambda wc, output: os.path.dirname(output.html),
         dataset=config["dataset"]["name"],
+        families=to_json(supervision_families(config)),
     shell:
-        "wsvis report --summary {input.summary:q} --pictures {params.pictures:q} "
-        "--dataset {params.dataset:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "wsvis report --summary {input.summary:q} --costs {input.costs:q} --families {params.families:q} "
+        "--pictures {params.pictures:q} --dataset {params.dataset:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

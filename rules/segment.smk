@@ -2,7 +2,7 @@
 # box-supervised CondInst runs stcseg / boxinst / boxinst_flow (wsvis.boxsup); per-frame predictions.
 # One folder per run of config segment.runs.
 
-RUN_SPECS = segment_runs(config["segment"], config["irn"]["variants"])
+RUN_SPECS = segment_runs(config["segment"], pseudo_variants(config))
 RUNS = list(RUN_SPECS)
 RUN_PATTERN = "|".join(RUNS) or "none"
 SEG_DIR = f"{RESULTS}/models/{{run}}"
@@ -20,6 +20,8 @@ rule train_segmenter:
         train_log=f"{SEG_DIR}/train_log.csv",
     log:
         f"{RESULTS}/logs/train_segmenter/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_segmenter/{{run}}.tsv"
     wildcard_constraints:
         run=RUN_PATTERN,
     conda:
@@ -50,6 +52,8 @@ rule predict:
         zarr=directory(PRED_ZARR),
     log:
         f"{RESULTS}/logs/predict/{{run}}/{{video}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict/{{run}}/{{video}}.tsv"
     wildcard_constraints:
         run=RUN_PATTERN,
     conda:
@@ -76,6 +80,8 @@ rule selftrain_pseudo:
         zarr=directory(SELFTRAIN_PSEUDO),
     log:
         f"{RESULTS}/logs/selftrain_pseudo/{{run}}/{{video}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/selftrain_pseudo/{{run}}/{{video}}.tsv"
     wildcard_constraints:
         run=RUN_PATTERN,
     conda:

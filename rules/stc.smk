@@ -10,6 +10,8 @@ rule pseudo_stc:
         zarr=directory(PSEUDO_ZARR.replace("{variant}", "stc")),
     log:
         f"{RESULTS}/logs/pseudo/stc/{{video}}.log",
+    benchmark:
+        bench_path("pseudo_stc")
     conda:
         "../envs/wsvis.yaml"
     threads: 1

@@ -23,6 +23,8 @@ rule track_video:
         mots=TRACK_MOTS,
     log:
         f"{RESULTS}/logs/track/{{run}}/{{tracker}}/{{video}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/track_video/{{run}}/{{tracker}}/{{video}}.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -47,6 +49,8 @@ rule merge_tracks:
         json=TRACKS,
     log:
         f"{RESULTS}/logs/track/{{run}}/{{tracker}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/merge_tracks/{{run}}/{{tracker}}.tsv"
     conda:
         "../envs/wsvis.yaml"
     threads: 1

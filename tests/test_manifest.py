@@ -23,7 +23,10 @@ from wsvis.io.manifest import (
     video_table,
 )
 
-COLUMNS = ["video", "frame", "image", "width", "height", "split", "annotated", "tags", "instance_ids", "box_classes", "boxes"]
+COLUMNS = [
+    "video", "frame", "image", "width", "height", "source_width", "source_height", "split", "annotated", "tags",
+    "instance_ids", "box_classes", "boxes",
+]
 
 
 def composites_reader(**kw) -> DavisReader:

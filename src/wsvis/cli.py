@@ -39,7 +39,10 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
     cfg = json.loads(args.params)
     reader = make_reader(cfg["format"], **cfg["options"])
-    ingest_video(reader, args.video, args.table, args.gt, split=cfg["split"], frames_dir=args.frames_dir)
+    ingest_video(
+        reader, args.video, args.table, args.gt, split=cfg["split"], frames_dir=args.frames_dir,
+        process_size=cfg.get("process_size"),
+    )
 
 
 def cmd_manifest(args: argparse.Namespace) -> None:
@@ -190,6 +193,18 @@ def cmd_stc_pseudo(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_baseline(args: argparse.Namespace) -> None:
+    from wsvis.baselines import compute_video_baseline
+    from wsvis.io.manifest import read_video_table
+
+    _set_threads(args.threads)
+    cfg = json.loads(args.params)
+    compute_video_baseline(
+        args.name, read_video_table(args.table), args.out, categories=json.loads(args.categories),
+        flow_path=args.flow, params=cfg, **cfg,
+    )
+
+
 def _box_train(args: argparse.Namespace, cfg: dict) -> None:
     """``segment train`` for the box-supervised methods: boxes from the ingest tables."""
     from wsvis.boxsup.train import train_condinst
@@ -278,21 +293,26 @@ def cmd_segment_selftrain_pseudo(args: argparse.Namespace) -> None:
 
 
 def cmd_track(args: argparse.Namespace) -> None:
+    from wsvis.io.manifest import read_video_table
     from wsvis.io.predictions import read_predictions
-    from wsvis.track.stage import run_tracker, tracks_to_results, write_mots_txt, write_tracks
+    from wsvis.track.stage import run_tracker, tracks_to_results, tracks_to_size, write_mots_txt, write_tracks
 
+    table = read_video_table(args.table).sort_values("frame")
     tracks, attrs = run_tracker(
         args.predictions,
         tracker=args.tracker,
         options=json.loads(args.params),
         flow_path=args.flow,
         depth_path=args.depth,
-        image_paths=_images(args.table),
+        image_paths=table["image"].tolist(),
     )
     group, _ = read_predictions(args.predictions)
-    num_frames, height, width = group["masks"].shape[0], *group["masks"].shape[2:]
+    num_frames = group["masks"].shape[0]
+    # Results at the source frames' size (the gt's), also when the run worked at a processing size.
+    size = (int(table["source_height"].iloc[0]), int(table["source_width"].iloc[0]))
+    tracks = tracks_to_size(tracks, size)
     write_tracks(tracks_to_results(tracks, args.video, num_frames), args.out)
-    write_mots_txt(tracks, args.mots, (height, width))
+    write_mots_txt(tracks, args.mots, size)
 
 
 def cmd_track_merge(args: argparse.Namespace) -> None:
@@ -380,6 +400,13 @@ def cmd_viz_tracks(args: argparse.Namespace) -> None:
     track_overlay(_images(args.table), results, args.output, categories=names, title=args.title, **_viz_cfg(args.params))
 
 
+def cmd_evaluate_costs(args: argparse.Namespace) -> None:
+    from wsvis.evaluate.costs import write_cost_table
+
+    table = write_cost_table(args.benchmarks, args.out, json.loads(args.videos))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from wsvis.viz.report import write_report
 
@@ -387,7 +414,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     for spec in args.pictures:
         section, _, path = spec.partition("=")
         sections.setdefault(section, []).append(path)
-    print(write_report(args.out_dir, summary_csv=args.summary, pictures=sections, dataset=args.dataset))
+    try:
+        families = json.loads(args.families) if args.families else None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--families is not JSON ({err}): {args.families!r}") from None
+    print(write_report(args.out_dir, summary_csv=args.summary, pictures=sections, dataset=args.dataset,
+                       families=families, costs_csv=args.costs))
 
 
 def cmd_viz_flow(args: argparse.Namespace) -> None:
@@ -551,6 +583,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", required=True, help="JSON from wsvis.config.stc_params")
     p.set_defaults(func=cmd_stc_pseudo)
 
+    p = sub.add_parser("baseline", help="pseudo/{motion,box,grabcut}/{video}.zarr: a baseline with no learning")
+    p.add_argument("--name", required=True, help="motion | box | grabcut")
+    p.add_argument("--table", required=True, help="the video's ingest table (tags, boxes, frames)")
+    p.add_argument("--flow", default=None, help="the video's flow artifact (motion)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--categories", required=True, help="JSON list of class names")
+    p.add_argument("--params", default="{}", help="JSON from wsvis.config.baseline_params")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_baseline)
+
     tr = sub.add_parser("track", help="trackers: per-frame predictions -> tracks").add_subparsers(
         dest="what", required=True, metavar="WHAT"
     )
@@ -594,6 +636,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_evaluate_video)
+    p = ev.add_parser("costs", help="metrics/costs.csv: wall seconds and max RSS per stage from benchmark files")
+    p.add_argument("--benchmarks", required=True, help="results/<dataset>/benchmarks")
+    p.add_argument("--videos", default="[]", help="JSON list of video names (per-video files are summed)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate_costs)
     p = ev.add_parser("summary", help="join all metric rows into metrics/summary.csv")
     p.add_argument("--frames", nargs="*", default=[])
     p.add_argument("--pseudo", nargs="*", default=[])
@@ -648,6 +695,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pictures", nargs="*", default=[], help="SECTION=PNG entries")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--families", default=None,
+                   help='JSON {"tags": {"baselines": [...], "methods": [...]}, "boxes": {...}}: '
+                        "which summary methods are baselines / methods of each supervision family")
+    p.add_argument("--costs", default=None, help="metrics/costs.csv: adds the per-stage cost section")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("inspect", help="print arrays, shapes, dtypes, chunking and attrs of .zarr artifacts")

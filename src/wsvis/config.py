@@ -36,6 +36,10 @@ __all__ = [
     "BOX_METHODS",
     "stc_params",
     "run_uses_flow",
+    "BASELINE_VARIANTS",
+    "baseline_params",
+    "pseudo_variants",
+    "supervision_families",
 ]
 
 #: Box-supervised second-stage methods (CondInst; issue 6): STC-Seg, BoxInst, BoxInst + motion.
@@ -50,6 +54,9 @@ IRN_VARIANTS: dict[str, tuple[str, bool]] = {
     "irn_fbound": ("cam", True),
     "flowirn": ("fcam", True),
 }
+
+#: Pseudo-label baselines with no learning -> the weak label they use (wsvis.baselines).
+BASELINE_VARIANTS: dict[str, str] = {"motion": "tags", "box": "boxes", "grabcut": "boxes"}
 
 # Options of the dataset section that each reader takes (the rest select
 # videos and splits, which the workflow handles per video).
@@ -105,7 +112,7 @@ def ingest_params(dataset: dict, video: str) -> dict:
     """
     fmt, options = reader_spec(dataset, videos=[check_name(video, "video")])
     split = dataset.get("splits", {}).get(video, dataset.get("default_split", "train"))
-    return {"format": fmt, "options": options, "split": split}
+    return {"format": fmt, "options": options, "split": split, "process_size": dataset.get("process_size")}
 
 
 def flow_params(flow: dict) -> dict:
@@ -187,7 +194,7 @@ def check_config(config: dict) -> None:
     for variant in config.get("irn", {}).get("variants", ()):
         _variant(variant)
     if "segment" in config:
-        runs = segment_runs(config["segment"], config.get("irn", {}).get("variants", list(IRN_VARIANTS)))
+        runs = segment_runs(config["segment"], pseudo_variants(config))
         for run in runs.values():
             if run["method"] in BOX_METHODS:
                 if 1 not in flow["gaps"]:
@@ -263,7 +270,7 @@ def segment_runs(segment: dict, pseudo_variants: list[str]) -> dict[str, dict]:
             not an earlier run.
     """
     runs: dict[str, dict] = {}
-    reserved = {"cam", "stc", *IRN_VARIANTS}
+    reserved = {"cam", "stc", *IRN_VARIANTS, *BASELINE_VARIANTS}
     for run in segment.get("runs", []):
         name = run["name"]
         try:
@@ -289,11 +296,63 @@ def segment_runs(segment: dict, pseudo_variants: list[str]) -> dict[str, dict]:
                 raise ConfigError(f"segment.runs: {name!r} self-trains from {run.get('from')!r}, not an earlier run")
         elif run.get("pseudo", "flowirn") not in {"cam", *pseudo_variants}:
             raise ConfigError(
-                f"segment.runs: {name!r} trains on pseudo-labels {run.get('pseudo')!r}, which irn.variants "
-                f"{pseudo_variants} does not produce"
+                f"segment.runs: {name!r} trains on pseudo-labels {run.get('pseudo')!r}, which irn.variants / "
+                f"baselines.variants ({pseudo_variants}) do not produce"
             )
         runs[name] = {"pseudo": "flowirn", **run}
     return runs
+
+
+def pseudo_variants(config: dict) -> list[str]:
+    """Pseudo-label variants a run may train on, besides ``cam``: the configured IRN variants
+    (``irn.variants``) and baselines (``baselines.variants``)."""
+    irn = config.get("irn", {}).get("variants", list(IRN_VARIANTS))
+    return [*irn, *config.get("baselines", {}).get("variants", list(BASELINE_VARIANTS))]
+
+
+def baseline_params(baselines: dict, name: str) -> dict:
+    """Params of one baseline's per-video job: its own options only (``baselines.<name>``), so
+    editing GrabCut's options reruns neither the motion baseline nor anything downstream of it.
+
+    Raises:
+        ConfigError: an unknown baseline name (key ``baselines.variants``).
+    """
+    if name not in BASELINE_VARIANTS:
+        raise ConfigError(f"baselines.variants: unknown baseline {name!r}; choose from {sorted(BASELINE_VARIANTS)}")
+    return dict(baselines.get(name, {}))
+
+
+def supervision_families(config: dict) -> dict[str, dict[str, list[str]]]:
+    """Which rows of the summary are read against which baselines (the report's first table).
+
+    Returns:
+        ``{"tags": {"baselines": [...], "methods": [...]}, "boxes": {...}}``: the
+        configured baselines of each weak label, and the names (``method`` in
+        ``metrics/summary.csv``) of the pseudo-label variants and segmenter runs
+        learned from it. Class tags: ``cam`` and the IRN variants; boxes: ``stc``.
+        A Mask R-CNN / MaskConsist run belongs to the family of the pseudo-labels
+        it trains on (on ``grabcut`` it is box-supervised), a self-training run to
+        its ``from`` run's, CondInst runs to boxes.
+    """
+    families: dict[str, dict[str, list[str]]] = {
+        f: {"baselines": [], "methods": []} for f in ("tags", "boxes")
+    }
+    baselines = config.get("baselines", {}).get("variants", list(BASELINE_VARIANTS))
+    for name in baselines:
+        families[BASELINE_VARIANTS[name]]["baselines"].append(name)
+    families["tags"]["methods"] += ["cam", *config.get("irn", {}).get("variants", [])]
+    families["boxes"]["methods"].append("stc")
+    family_of = {n: f for f, d in families.items() for n in d["baselines"] + d["methods"]}
+    for name, run in segment_runs(config.get("segment", {}), pseudo_variants(config)).items():
+        if run["method"] in BOX_METHODS:
+            family = "boxes"
+        elif run["method"] == "maskconsist_selftrain":
+            family = family_of[run["from"]]
+        else:
+            family = family_of[run["pseudo"]]
+        family_of[name] = family
+        families[family]["methods"].append(name)
+    return families
 
 
 def run_uses_flow(run: dict, stage: str = "train") -> bool:

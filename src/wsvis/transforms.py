@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Sample", "resize", "hflip", "random_crop", "augment"]
+__all__ = ["Sample", "resize", "hflip", "random_crop", "augment", "resize_masks", "processing_size"]
 
 IGNORE = 255
 
@@ -97,3 +97,37 @@ def augment(
     if flip and rng.random() < 0.5:
         sample = hflip(sample)
     return random_crop(sample, crop_size, rng)
+
+
+def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Binary masks resized to ``size``: bilinear on the 0/1 mask, then ``>= 0.5``.
+
+    How masks computed at the processing size (``dataset.process_size``) are
+    brought back to the ground truth's size before scoring, the way DAVIS and
+    YouTube-VIS results are upsampled to the annotation's resolution.
+
+    Args:
+        masks: (..., h, w) bool (any leading dims, e.g. (K, h, w) or (T, h, w)).
+        size: (H, W) target pixels.
+
+    Returns:
+        (..., H, W) bool; the input itself (no copy) when already (H, W).
+    """
+    masks = np.asarray(masks, dtype=bool)
+    H, W = int(size[0]), int(size[1])
+    if masks.shape[-2:] == (H, W):
+        return masks
+    flat = masks.reshape(-1, *masks.shape[-2:])
+    out = np.empty((len(flat), H, W), bool)
+    for i, m in enumerate(flat):
+        out[i] = cv2.resize(m.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR) >= 0.5
+    return out.reshape(*masks.shape[:-2], H, W)
+
+
+def processing_size(height: int, width: int, longest: int | None) -> tuple[int, int]:
+    """(h, w) pixels of a (height, width) frame at processing size ``longest`` (its longest side,
+    aspect kept, rounded); frames already no larger, or ``longest`` None, keep their size."""
+    if longest is None or max(height, width) <= longest:
+        return int(height), int(width)
+    scale = longest / max(height, width)
+    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))

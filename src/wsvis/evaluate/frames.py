@@ -45,6 +45,7 @@ from wsvis.flow.ops import warp_mask
 from wsvis.flow.stage import read_flow
 from wsvis.io.predictions import frame_predictions, read_predictions
 from wsvis.io.rle import encode_mask
+from wsvis.transforms import resize_masks
 
 __all__ = ["FRAME_COLUMNS", "frame_metrics", "temporal_consistency"]
 
@@ -155,8 +156,10 @@ def frame_metrics(
 
     Raises:
         ArtifactError: a predictions or flow artifact is missing or incomplete.
-        ValueError: an artifact's (T, H, W) differs from its gt video, or its
-            category names differ from the gt's.
+        ValueError: an artifact's frame count differs from its gt video, or its
+            category names differ from the gt's. Masks at another (H, W) (a
+            processing size) are upsampled to the gt's before scoring
+            (:func:`wsvis.transforms.resize_masks`); TC is computed at the masks' size.
     """
     annotated = set(annotated_videos(gt))
     videos = sorted(v for v in prediction_paths if v in annotated)
@@ -180,7 +183,7 @@ def frame_metrics(
         group, attrs = read_predictions(prediction_paths[name])
         shape = (int(video["length"]), int(video["height"]), int(video["width"]))
         got = tuple(group["masks"].shape)
-        if (got[0], *got[2:]) != shape:
+        if got[0] != shape[0]:
             raise ValueError(
                 f"{prediction_paths[name]}: predictions of shape {got} (T, K, H, W) do not match "
                 f"gt video {name!r} of shape {shape} (T, H, W)"
@@ -192,8 +195,9 @@ def frame_metrics(
         j, per_frame = [], []
         for t in range(shape[0]):
             masks, scores, labels, _ = frame_predictions(group, t)
-            detections += mask_detections(image_ids[(name, t)], masks, labels, scores)
-            fg = masks[scores >= score_threshold].any(axis=0) if len(masks) else np.zeros(shape[1:], bool)
+            full = resize_masks(masks, shape[1:])  # scored at the gt's size (processing size: upsampled)
+            detections += mask_detections(image_ids[(name, t)], full, labels, scores)
+            fg = full[scores >= score_threshold].any(axis=0) if len(full) else np.zeros(shape[1:], bool)
             j.append(region_similarity(fg, gt_union[t]))
             per_frame.append((masks, scores, labels))
         j_per_video.append(float(np.mean(j)))
@@ -201,8 +205,8 @@ def frame_metrics(
         flow = None
         if flow_paths and name in flow_paths:
             flow = read_flow(flow_paths[name], gap=gap, direction="backward")
-            if tuple(flow.shape[1:3]) != shape[1:]:
-                raise ValueError(f"{flow_paths[name]}: flow frame size {tuple(flow.shape[1:3])} != {shape[1:]}")
+            if tuple(flow.shape[1:3]) != got[2:]:
+                raise ValueError(f"{flow_paths[name]}: flow frame size {tuple(flow.shape[1:3])} != {got[2:]}")
         tc_frames.append(per_frame)
         tc_flows.append(flow)
 

@@ -18,6 +18,10 @@ One row per pseudo-labeler variant (``irn``, ``flowirn``, ``stc``...):
   pooled over all evaluated frames;
 * ``videos``, ``frames``: how much was evaluated; ``note``: why something is
   NaN or which videos were skipped ("" when nothing to say).
+
+Pseudo-labels made at a processing size (``dataset.process_size``) are scored
+at the ground truth's size: each instance mask is upsampled first
+(:func:`wsvis.transforms.resize_masks`), as DAVIS and YouTube-VIS evaluate.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from wsvis.io.manifest import load_gt_masks
 from wsvis.io.rle import decode_rle
 from wsvis.io.pseudo import frame_instances, read_pseudo
 from wsvis.io.store import atomic_file
+from wsvis.transforms import resize_masks
 
 __all__ = ["TABLE_COLUMNS", "region_similarity", "box_iou", "pseudo_label_metrics", "write_pseudo_label_table"]
 
@@ -114,7 +119,7 @@ def pseudo_label_metrics(gt: dict, pseudo_paths: dict[str, str | os.PathLike], v
 
     Raises:
         ArtifactError: a pseudo-label artifact is missing or incomplete.
-        ValueError: an artifact's (T, H, W) differs from its gt video, or its
+        ValueError: an artifact's frame count differs from its gt video, or its
             category names differ from the gt's.
     """
     annotated = set(annotated_videos(gt))
@@ -133,7 +138,7 @@ def pseudo_label_metrics(gt: dict, pseudo_paths: dict[str, str | os.PathLike], v
         video = byname[name]
         instances, classes, scores, attrs = read_pseudo(pseudo_paths[name])
         shape = (int(video["length"]), int(video["height"]), int(video["width"]))
-        if tuple(instances.shape) != shape:
+        if instances.shape[0] != shape[0]:
             raise ValueError(
                 f"{pseudo_paths[name]}: pseudo-labels of shape {tuple(instances.shape)} (T, H, W) do not match "
                 f"gt video {name!r} of shape {shape}"
@@ -147,9 +152,11 @@ def pseudo_label_metrics(gt: dict, pseudo_paths: dict[str, str | os.PathLike], v
         for t in range(shape[0]):
             label = np.asarray(instances[t])
             ids, masks, cls, sc = frame_instances(label, classes, scores)
+            masks = resize_masks(masks, shape[1:])
+            fg = masks.any(axis=0) if len(masks) else resize_masks(label > 0, shape[1:])
             detections += mask_detections(image_ids[(name, t)], masks, cls, sc)
-            j.append(region_similarity(label > 0, gt_union[t]))
-            box_ious += [box_iou(label > 0, m) for m in gt_masks[t] if m.any()]
+            j.append(region_similarity(fg, gt_union[t]))
+            box_ious += [box_iou(fg, m) for m in gt_masks[t] if m.any()]
             n_pred += len(ids)
         j_per_video.append(float(np.mean(j)))
         n_gt += int(gt_counts.sum())

@@ -39,6 +39,7 @@ __all__ = [
     "read_video_table",
     "load_gt_masks",
     "mask_boxes",
+    "to_processing_size",
 ]
 
 #: Arrow schema of the manifest and of every per-video table.
@@ -49,6 +50,8 @@ MANIFEST_SCHEMA = pa.schema(
         ("image", pa.string()),
         ("width", pa.int64()),
         ("height", pa.int64()),
+        ("source_width", pa.int64()),
+        ("source_height", pa.int64()),
         ("split", pa.string()),
         ("annotated", pa.bool_()),
         ("tags", pa.list_(pa.string())),
@@ -93,7 +96,9 @@ def video_table(record: VideoRecord, categories: list[str], split: str) -> pd.Da
 
     Returns:
         DataFrame with ``video`` str, ``frame`` int64 (0-based), ``image`` str
-        path, ``width``/``height`` int64 pixels, ``split`` str, ``annotated``
+        path, ``width``/``height`` int64 pixels (of ``image``: the processing size
+        after :func:`to_processing_size`), ``source_width``/``source_height`` int64
+        pixels of the source frames (the ground truth's size), ``split`` str, ``annotated``
         bool, and per frame the instances present (non-empty mask), in instance
         id order: ``instance_ids`` list[int], ``box_classes`` list[str],
         ``boxes`` list of ``[x1, y1, x2, y2]`` float pixels (x2/y2 exclusive),
@@ -127,6 +132,8 @@ def video_table(record: VideoRecord, categories: list[str], split: str) -> pd.Da
                 "image": str(image),
                 "width": record.width,
                 "height": record.height,
+                "source_width": record.width,
+                "source_height": record.height,
                 "split": split,
                 "annotated": annotated,
                 "tags": sorted(set(classes)),
@@ -136,7 +143,8 @@ def video_table(record: VideoRecord, categories: list[str], split: str) -> pd.Da
             }
         )
     df = pd.DataFrame(rows, columns=MANIFEST_SCHEMA.names)
-    return df.astype({"frame": "int64", "width": "int64", "height": "int64", "annotated": bool})
+    ints = dict.fromkeys(("frame", "width", "height", "source_width", "source_height"), "int64")
+    return df.astype({**ints, "annotated": bool})
 
 
 def video_gt(record: VideoRecord, categories: list[str]) -> dict:
@@ -193,6 +201,56 @@ def video_gt(record: VideoRecord, categories: list[str]) -> dict:
     return out
 
 
+def to_processing_size(df: pd.DataFrame, longest: int | None, frames_dir: str | os.PathLike) -> pd.DataFrame:
+    """Resize a video's frames to the processing size (``dataset.process_size``) and update its table.
+
+    Frames whose longest side is above ``longest`` pixels are resized with
+    ``cv2.INTER_AREA`` (aspect kept, :func:`wsvis.transforms.processing_size`)
+    and written as PNG (lossless: later stages see exactly these pixels) to
+    ``frames_dir/<h>x<w>/``; ``image``, ``width``, ``height`` then describe
+    them and ``boxes`` are scaled by the same factors. ``source_width`` /
+    ``source_height`` (and the gt) keep the source size.
+
+    Args:
+        df: a table of :func:`video_table` (one video, source size).
+        longest: processing size in pixels, or None (the table is returned unchanged).
+        frames_dir: where the resized frames go (``results/<dataset>/frames/<video>``).
+
+    Returns:
+        The updated table (a copy).
+
+    Raises:
+        FrameError: a frame that cannot be read (names the file).
+    """
+    import cv2
+
+    from wsvis.io.images import read_image
+    from wsvis.transforms import processing_size
+
+    if df.empty or longest is None:
+        return df
+    H, W = int(df["height"].iloc[0]), int(df["width"].iloc[0])
+    h, w = processing_size(H, W, longest)
+    if (h, w) == (H, W):
+        return df
+    out_dir = Path(frames_dir) / f"{h}x{w}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = df.copy()
+    images = []
+    for image in df["image"]:
+        small = cv2.resize(read_image(image), (w, h), interpolation=cv2.INTER_AREA)
+        path = out_dir / f"{Path(image).stem}.png"
+        with atomic_file(path) as tmp:
+            if not cv2.imwrite(str(tmp), small[..., ::-1]):
+                raise OSError(f"{path}: cannot write the resized frame")
+        images.append(str(path))
+    sx, sy = w / W, h / H
+    df["image"] = images
+    df["width"], df["height"] = w, h
+    df["boxes"] = [[[b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy] for b in boxes] for boxes in df["boxes"]]
+    return df
+
+
 def _write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
     table = pa.Table.from_pandas(df[MANIFEST_SCHEMA.names], schema=MANIFEST_SCHEMA, preserve_index=False)
     with atomic_file(path) as tmp:
@@ -212,11 +270,14 @@ def ingest_video(
     *,
     split: str = "train",
     frames_dir: str | os.PathLike | None = None,
+    process_size: int | None = None,
 ) -> None:
     """Read ``video`` with ``reader`` and write its parquet table and gt fragment atomically.
 
     The entry point the ingest rule calls once per video. ``frames_dir`` is
-    where a :class:`~wsvis.io.datasets.VideoFileReader` writes decoded frames.
+    where a :class:`~wsvis.io.datasets.VideoFileReader` writes decoded frames
+    and where frames resized to ``process_size`` (longest side, pixels;
+    :func:`to_processing_size`) go; the gt fragment keeps the source size.
 
     Raises:
         whatever ``reader.read_video`` raises (FrameError / ValueError naming
@@ -225,6 +286,10 @@ def ingest_video(
     record = reader.read_video(video, frames_dir=None if frames_dir is None else str(frames_dir))
     categories = reader.categories()
     df = video_table(record, categories, split)
+    if process_size is not None:
+        if frames_dir is None:
+            raise ValueError(f"video {video!r}: a processing size needs frames_dir for the resized frames")
+        df = to_processing_size(df, process_size, frames_dir)
     gt = video_gt(record, categories)
     _write_table(df, out_table)
     _write_json(gt, out_gt)

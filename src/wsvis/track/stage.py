@@ -29,6 +29,7 @@ from wsvis.track import make_tracker
 from wsvis.track.common import Track
 
 __all__ = [
+    "tracks_to_size",
     "run_tracker",
     "tracks_to_results",
     "track_video",
@@ -75,6 +76,23 @@ def run_tracker(
     depth = read_depth(depth_path) if depth_path is not None else None
     images = [read_image(p) for p in image_paths] if image_paths is not None else None
     return trk(predictions, flow=flow, depth=depth, images=images), attrs
+
+
+def tracks_to_size(tracks: Sequence[Track], size: tuple[int, int]) -> list[Track]:
+    """The tracks with every mask resized to ``size`` (H, W) pixels (:func:`wsvis.transforms.resize_masks`).
+
+    Tracks are a run's final product, so they are written at the source frames'
+    size: a run at a processing size (``dataset.process_size``) upsamples here,
+    as YouTube-VIS / KITTI-MOTS results must match the annotations' resolution.
+    Tracks already at ``size`` are returned as they are.
+    """
+    from dataclasses import replace
+
+    from wsvis.transforms import resize_masks
+
+    return [
+        replace(tr, frames={t: (resize_masks(m, size), s) for t, (m, s) in tr.frames.items()}) for tr in tracks
+    ]
 
 
 def tracks_to_results(tracks: Sequence[Track], video: str, num_frames: int) -> list[dict]:
