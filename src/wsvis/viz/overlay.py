@@ -1,8 +1,11 @@
 """Overlay pictures of CAMs and pseudo-labels on the video frames (per-video PNG sheets).
 
 Sheets follow :mod:`wsvis.viz.flow`: one row per evenly spaced frame, tiles of
-a fixed width with a white-on-black caption, written atomically with
-:func:`wsvis.viz.sheet.write_png`.
+a fixed width, written atomically with :func:`wsvis.viz.sheet.write_png`.
+Each tile's caption sits in its own strip above the picture
+(:func:`wsvis.viz.sheet.titled`) and the labels inside a picture are boxed
+and placed by :func:`wsvis.viz.sheet.place_labels`, so no text prints over
+other text.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ import numpy as np
 from wsvis.io.images import read_image
 from wsvis.io.pseudo import read_pseudo
 from wsvis.io.store import open_artifact
-from wsvis.viz.sheet import caption, spaced, tile, write_png
+from wsvis.viz.sheet import draw_label, label_size, place_labels, spaced, titled, write_png
 
-__all__ = ["cam_overlay", "pseudo_overlay", "track_overlay", "instance_color", "heatmap_blend", "label_overlay"]
+__all__ = [
+    "cam_overlay", "pseudo_overlay", "track_overlay", "instance_color", "heatmap_blend", "label_overlay",
+    "instance_labels",
+]
 
 #: Per-array upper end of the colour scale: CAMs are in [0, 1], flow-amplified CAMs up to 2 (f-CAM A = 2).
 CAM_RANGE = {"cam": 1.0, "fcam": 2.0}
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def _check_frames(images: list, n: int, path) -> None:
@@ -32,10 +37,13 @@ def _check_frames(images: list, n: int, path) -> None:
         raise ValueError(f"{path}: {n} frames stored but {len(images)} image paths given")
 
 
-def _tile_frame(path, width: int) -> np.ndarray:
-    img = read_image(path)
+def _fit(img: np.ndarray, width: int) -> np.ndarray:
     h = max(1, round(img.shape[0] * width / img.shape[1]))
     return cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA)
+
+
+def _tile_frame(path, width: int) -> np.ndarray:
+    return _fit(read_image(path), width)
 
 
 def instance_color(instance_id: int) -> np.ndarray:
@@ -135,22 +143,25 @@ def cam_overlay(
     rows = []
     for t in spaced(n, frames):
         base = _tile_frame(images[t], width)
-        tiles = [tile(base, width, f"frame {t}")]
+        tiles = [titled(base, width, f"frame {t}")]
         for key in names:
             maps = _upsample(np.asarray(arrays[key][t], np.float32), stride, frame_size, base.shape[:2])
             peaks = maps.reshape(len(maps), -1).max(axis=1) if len(maps) else np.zeros(0)
             tagged = [c for c in range(len(maps)) if peaks[c] > 0.01]
             heat = maps[tagged].max(axis=0) if tagged else np.zeros(base.shape[:2], np.float32)
             blended = heatmap_blend(base, heat, CAM_RANGE[key])
+            texts, anchors = [], []
             for c in tagged:
                 y, x = np.unravel_index(int(np.argmax(maps[c])), maps[c].shape)
                 name = categories[c] if c < len(categories) else f"class {c + 1}"
-                label = f"{name} {peaks[c]:.2f}"
-                tw = cv2.getTextSize(label, _FONT, 0.4, 1)[0][0]
-                org = (int(min(max(0, x - tw // 2), max(0, width - tw))), int(min(max(12, y), blended.shape[0] - 4)))
-                caption(blended, label, org)
+                texts.append(f"{name} {peaks[c]:.2f}")
+                w, h = label_size(texts[-1])
+                anchors.append((int(x) - w // 2, int(y) - h))  # centred just above the peak
+            sizes = [label_size(tx) for tx in texts]
+            for tx, box in zip(texts, place_labels(anchors, sizes, (blended.shape[1], blended.shape[0]))):
+                draw_label(blended, tx, box)
             title = f"{key} max {heat.max():.2f}" if tagged else f"{key}: no class active"
-            tiles.append(tile(blended, width, title))
+            tiles.append(titled(blended, width, title))
         rows.append(np.hstack(tiles))
     write_png(out_png, np.vstack(rows))
 
@@ -175,7 +186,9 @@ def label_overlay(
 
     Returns:
         (H, W, 3) uint8 RGB; each instance's ``"<class> <score>"`` is written
-        at its top-left corner.
+        in a dark box with a swatch of its colour, at its top-left corner or,
+        where that would cover another label, stacked below or above it
+        (:func:`instance_labels`).
     """
     out = image.astype(np.float32)
     ids = [int(i) for i in np.unique(label_map) if i]
@@ -188,12 +201,45 @@ def label_overlay(
         contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         color = tuple(int(c) for c in (instance_color(i) * 0.6).astype(np.uint8))
         cv2.drawContours(out, contours, -1, color, 1)
+    for i, text, box in instance_labels(label_map, classes, scores, categories):
+        draw_label(out, text, box, instance_color(i))
+    return out
+
+
+def instance_labels(
+    label_map: np.ndarray,
+    classes: np.ndarray,
+    scores: np.ndarray,
+    categories: list[str] | None = None,
+) -> list[tuple[int, str, tuple[int, int, int, int]]]:
+    """Where :func:`label_overlay` writes each instance's label (pure: draws nothing).
+
+    Each instance's ``"<class> <score>"`` prefers the top-left corner of its
+    mask's bounding box; instances are taken top to bottom (then left to
+    right) and :func:`wsvis.viz.sheet.place_labels` stacks a label that would
+    cover an earlier one, so the boxes do not intersect.
+
+    Args:
+        label_map: (H, W) integer instance ids (0 = background).
+        classes: (N + 1,) category ids (1-based) indexed by instance id.
+        scores: (N + 1,) confidences indexed by instance id.
+        categories: class names in category-id order (id k -> ``categories[k - 1]``).
+
+    Returns:
+        ``(instance id, text, (x0, y0, x1, y1))`` per instance present, boxes in
+        pixels, half-open.
+    """
+    ids = [int(i) for i in np.unique(label_map) if i]
+    items = []
     for i in ids:
         ys, xs = np.nonzero(label_map == i)
         cls = int(classes[i])
         name = categories[cls - 1] if categories and 0 < cls <= len(categories) else f"class {cls}"
-        caption(out, f"{name} {float(scores[i]):.2f}", (int(xs.min()) + 2, int(max(ys.min() + 11, 12))))
-    return out
+        items.append((int(ys.min()), int(xs.min()), i, f"{name} {float(scores[i]):.2f}"))
+    items.sort()
+    boxes = place_labels([(x, y) for y, x, _, _ in items], [label_size(tx) for *_, tx in items],
+                         (label_map.shape[1], label_map.shape[0]))
+    return [(i, tx, box) for (_, _, i, tx), box in zip(items, boxes)]
 
 
 def pseudo_overlay(
@@ -210,8 +256,10 @@ def pseudo_overlay(
     One row per evenly spaced frame t: the frame, and the frame with every
     instance filled in a colour fixed by its instance id
     (:func:`instance_color`), its contour drawn, and ``"<class> <score>"`` at
-    its top-left corner (:func:`label_overlay`). The label map is resized to
-    the tile with nearest-neighbour interpolation.
+    its top-left corner (:func:`label_overlay`). Each tile's caption (file
+    name; variant and instance count) is in a strip of
+    :data:`wsvis.viz.sheet.STRIP_H` pixels above it. The label map is resized
+    to the tile with nearest-neighbour interpolation.
 
     Args:
         images: frame paths of the video, in order (T of them).
@@ -244,8 +292,8 @@ def pseudo_overlay(
         rows.append(
             np.hstack(
                 [
-                    tile(base, width, f"{Path(images[t]).name} (frame {t})"),
-                    tile(drawn, width, f"{variant}: {k} instance{'s' if k != 1 else ''}"),
+                    titled(base, width, f"{Path(images[t]).name} (frame {t})"),
+                    titled(drawn, width, f"{variant}: {k} instance{'s' if k != 1 else ''}"),
                 ]
             )
         )
@@ -296,9 +344,12 @@ def track_overlay(
             seg = r["segmentations"][t]
             if seg is not None:
                 label[decode_rle(seg, *img.shape[:2]).astype(bool)] = k
-        drawn = label_overlay(img, label, classes, scores, categories)
         shown = len(np.unique(label)) - 1
-        rows.append(np.hstack([tile(img, width, f"frame {t}"), tile(drawn, width, f"{title}: {shown} tracks")]))
+        # draw at tile size, so labels keep their font size whatever the frame size
+        img = _fit(img, width)
+        label = cv2.resize(label.astype(np.float32), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+        drawn = label_overlay(img, label.astype(np.int64), classes, scores, categories)
+        rows.append(np.hstack([titled(img, width, f"frame {t}"), titled(drawn, width, f"{title}: {shown} tracks")]))
     if not rows:
         raise ValueError(f"{out_png}: the video has no frames")
     write_png(out_png, np.vstack(rows))
