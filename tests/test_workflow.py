@@ -50,10 +50,10 @@ def write_config(workdir, **changes):
 
 # Rules downstream of flow (everything but ingestion and the CAM classifier).
 AFTER_FLOW = {"flow", "flow_overview", "cam", "cam_floor", "viz_cam", "ir_labels", "train_irn", "pseudo_irn",
-              "pseudo_stc", "viz_pseudo", "pseudo_metrics", "pseudo_label_table", "train_segmenter", "predict",
+              "pseudo_stc", "pseudo_baseline", "viz_pseudo", "costs", "pseudo_metrics", "pseudo_label_table", "train_segmenter", "predict",
               "frame_metrics", "track_video", "merge_tracks", "viz_tracks", "video_metrics", "summary", "report", "all"}
 # Rules downstream of the pseudo-label inference (what changing irn.infer reruns).
-AFTER_PSEUDO = {"pseudo_irn", "viz_pseudo", "pseudo_metrics", "pseudo_label_table", "train_segmenter", "predict",
+AFTER_PSEUDO = {"pseudo_irn", "viz_pseudo", "costs", "pseudo_metrics", "pseudo_label_table", "train_segmenter", "predict",
                 "frame_metrics", "track_video", "merge_tracks", "viz_tracks", "video_metrics", "summary", "report",
                 "all"}
 
@@ -80,26 +80,31 @@ def test_artifacts(workdir):
     assert len(gt["videos"]) == 2 and len(gt["annotations"]) == 2
     group = open_artifact(res / "flow" / "dog.zarr", "flow")
     fwd, bwd = group["gap_1/forward"], group["gap_1/backward"]
-    assert fwd.shape == bwd.shape == (FRAMES - 1, 240, 427, 2) and fwd.dtype == np.float16
+    assert fwd.shape == bwd.shape == (FRAMES - 1, 120, 214, 2) and fwd.dtype == np.float16
     assert np.isfinite(fwd[:]).all() and np.abs(fwd[:]).max() > 0.1  # a real clip moves
     assert (res / "viz" / "flow" / "dog.png").stat().st_size > 1000
     cam = open_artifact(res / "cam" / "dog.zarr", "cam")
-    assert cam["cam"].shape == cam["fcam"].shape == (FRAMES, 3, 60, 107)
+    assert cam["cam"].shape == cam["fcam"].shape == (FRAMES, 3, 30, 54)
     assert not cam["cam"][:, :2].any()  # only the tagged class ("dog", id 3) has a CAM
     table = pd.read_csv(res / "metrics" / "pseudo_labels.csv")
-    assert list(table["variant"]) == ["cam", "irn", "flowirn", "stc"] and (table["frames"] == 2 * FRAMES).all()
+    variants = ["motion", "box", "grabcut", "cam", "irn", "flowirn", "stc"]
+    assert list(table["variant"]) == variants and (table["frames"] == 2 * FRAMES).all()
     assert 0 < table.set_index("variant").loc["stc", "box_IoU"] <= 1
-    for variant in ("cam", "irn", "flowirn", "stc"):
+    # The filled box at half size, scored at full size, covers its gt mask (box_IoU = J inside the box).
+    assert table.set_index("variant").loc["box", "J"] > 0.3 and table.set_index("variant").loc["box", "AP50"] > 0
+    for variant in variants:
         for video in VIDEOS:
             assert (res / "viz" / "pseudo" / variant / f"{video}.png").exists()
     assert (res / "models" / "flowirn" / "train_log.csv").exists()
     pred = open_artifact(res / "predictions" / "maskconsist" / "dog.zarr", "predictions")
-    assert pred["masks"].shape == (FRAMES, 10, 240, 427) and pred["masks"].dtype == bool
+    assert pred["masks"].shape == (FRAMES, 10, 120, 214) and pred["masks"].dtype == bool
     tracks = json.loads((res / "tracks" / "maskconsist" / "stc.json").read_text())
     assert all(len(t["segmentations"]) == FRAMES for t in tracks)
+    # Tracks are results at the source frames' size (the gt's), not the processing size.
+    assert {tuple(s["size"]) for t in tracks for s in t["segmentations"] if s} <= {(240, 427)}
     for run in BOX_RUNS:  # the box-supervised runs share the predictions contract and the metrics
         pred = open_artifact(res / "predictions" / run / "dog.zarr", "predictions")
-        assert pred["masks"].shape == (FRAMES, 10, 240, 427) and pred["labels"].dtype == np.int32
+        assert pred["masks"].shape == (FRAMES, 10, 120, 214) and pred["labels"].dtype == np.int32
     assert (res / "models" / "boxinst_flow" / "train_log.csv").exists()
     summary = pd.read_csv(res / "metrics" / "summary.csv")
     assert {"frame", "video", "pseudo"} <= set(summary["kind"])
@@ -108,6 +113,14 @@ def test_artifacts(workdir):
     assert {"maskconsist", *BOX_RUNS} <= set(summary[summary["kind"] == "video"]["method"])
     assert set(summary[summary["kind"] == "video"]["tracker"]) == {"iou", "stc"}
     assert (res / "report" / "index.html").stat().st_size > 1000
+    # Every rule that ran has a benchmark file, and the cost table has a stage for each (costs and
+    # report run after it; 'all' has no job; depth is off).
+    costs = pd.read_csv(res / "metrics" / "costs.csv")
+    assert costs["stage"].iloc[-1] == "total" and costs["wall_s"].iloc[-1] > 0
+    ran = {s.split(":")[0] for s in costs["stage"].iloc[:-1]}
+    rules_run = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (REPO / "rules").glob("*.smk")), re.M))
+    assert ran == rules_run - {"costs", "report", "selftrain_pseudo"}  # no self-training run here
+    assert abs(costs["share"].iloc[:-1].sum() - 1) < 1e-3
 
 
 def test_rerun_plans_nothing(workdir):
@@ -121,7 +134,7 @@ def test_flow_change_reruns_flow_and_dependents_only(workdir):
         write_config(workdir, **{"flow.farneback": {"levels": 5}})  # not the selected backend
         assert planned(workdir) == {}
         write_config(workdir, **{"viz.overview_width": 200})
-        assert set(planned(workdir)) == {"all", "flow_overview", "viz_cam", "viz_pseudo", "viz_tracks", "report"}
+        assert set(planned(workdir)) == {"all", "flow_overview", "viz_cam", "viz_pseudo", "viz_tracks", "costs", "report"}
         write_config(workdir, **{"irn.infer": {"exp_times": 3}})  # inference only: no IRN retraining
         assert set(planned(workdir)) == AFTER_PSEUDO
     finally:
@@ -140,7 +153,7 @@ def test_config_typo_fails_at_start(workdir):
 def test_cli_looks_at_results(workdir, tmp_path):
     flow = workdir / "results" / "clip" / "flow" / "dog.zarr"
     out = subprocess.run(["wsvis", "inspect", str(flow)], capture_output=True, text=True, check=True).stdout
-    assert f"gap_1/forward: shape=({FRAMES - 1}, 240, 427, 2) dtype=float16 chunks=(1, 240, 427, 2)" in out
+    assert f"gap_1/forward: shape=({FRAMES - 1}, 120, 214, 2) dtype=float16 chunks=(1, 120, 214, 2)" in out
     png = tmp_path / "f.png"
     subprocess.run(["wsvis", "viz", "flow", str(flow), "--frame", "1", "-o", str(png)], check=True)
     assert png.stat().st_size > 1000
@@ -192,10 +205,10 @@ def test_depth_stage_joins_when_configured(workdir):
             "train_segmenter": 1, "predict": 2, "frame_metrics": 1,
             "track_video": 2 * runs + 2 * (trackers - 1), "merge_tracks": runs + trackers - 1,
             "viz_tracks": 2 * runs + 2 * (trackers - 1), "video_metrics": runs + trackers - 1,
-            "summary": 1, "report": 1}
+            "summary": 1, "costs": 1, "report": 1}
         snakemake(workdir)
         group = open_artifact(workdir / "results" / "clip" / "depth" / "dog.zarr", "depth")
-        assert group["depth"].shape == (FRAMES, 240, 427) and group["depth"].dtype == np.float16
+        assert group["depth"].shape == (FRAMES, 120, 214) and group["depth"].dtype == np.float16
     finally:
         write_config(workdir)
     # Without depth configured the depth rule leaves the DAG; the STC tracks are redone without it.

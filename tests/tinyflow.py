@@ -40,7 +40,8 @@ def tiny_workflow(workdir: Path, videos: tuple[str, ...] = VIDEOS, frames: int =
                 shutil.copy(DEMO / sub / video / f"{t:05d}.{ext}", data / sub / video)
     shutil.copy(DEMO / "labels.csv", data / "labels.csv")
     base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    base["dataset"].update(name="clip", root=str(data), classes_csv=str(data / "labels.csv"))
+    # Processed at half the clips' 427x240 (214x120), scored at 427x240: the processing size is on.
+    base["dataset"].update(name="clip", root=str(data), classes_csv=str(data / "labels.csv"), process_size=214)
     base["viz"]["overview_frames"] = 2
     tiny_training(base["cam"])
     base["cam"]["scales"] = [1.0]

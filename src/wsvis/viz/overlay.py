@@ -323,12 +323,15 @@ def track_overlay(
         categories: class names in category-id order.
         title: caption prefix of the overlay column (e.g. ``"maskconsist / stc"``).
 
+    Masks at another size than the frames (tracks are written at the source size,
+    frames may be at ``dataset.process_size``) are resized to the frames.
     Where two tracks claim a pixel, the later track in ``results`` is drawn.
 
     Raises:
         ValueError: a track's segmentation list length differs from ``len(images)``.
     """
     from wsvis.io.rle import decode_rle
+    from wsvis.transforms import resize_masks
 
     n = len(images)
     for r in results:
@@ -343,7 +346,8 @@ def track_overlay(
         for k, r in enumerate(results, start=1):
             seg = r["segmentations"][t]
             if seg is not None:
-                label[decode_rle(seg, *img.shape[:2]).astype(bool)] = k
+                # tracks are at the source size; the frames may be at the processing size
+                label[resize_masks(decode_rle(seg, *img.shape[:2]).astype(bool), img.shape[:2])] = k
         shown = len(np.unique(label)) - 1
         # draw at tile size, so labels keep their font size whatever the frame size
         img = _fit(img, width)
