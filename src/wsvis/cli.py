@@ -189,7 +189,7 @@ def cmd_stc_pseudo(args: argparse.Namespace) -> None:
     size = (int(table["height"].iloc[0]), int(table["width"].iloc[0]))
     compute_video_stc(
         list(table["boxes"]), list(table["box_classes"]), size, args.flow, args.depth, args.out,
-        categories=json.loads(args.categories), params=cfg, **cfg,
+        categories=json.loads(args.categories), images=table["image"].tolist(), params=cfg, **cfg,
     )
 
 

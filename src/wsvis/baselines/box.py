@@ -56,7 +56,14 @@ def box_instances(
     return masks, np.asarray(classes, np.int64).reshape(-1)[order], np.ones(len(order), np.float32)
 
 
-def grabcut_mask(image: np.ndarray, box: np.ndarray, *, iterations: int = 5, context: float | None = 0.5) -> np.ndarray:
+def grabcut_mask(
+    image: np.ndarray,
+    box: np.ndarray,
+    *,
+    iterations: int = 5,
+    context: float | None = 0.5,
+    prior: np.ndarray | None = None,
+) -> np.ndarray:
     """GrabCut foreground of one box (module docstring).
 
     Args:
@@ -64,6 +71,10 @@ def grabcut_mask(image: np.ndarray, box: np.ndarray, *, iterations: int = 5, con
         box: (4,) float xyxy pixels, x2/y2 exclusive.
         iterations: GrabCut iterations (``iterCount``).
         context: crop margin as a fraction of the box size per side; ``None`` = whole frame.
+        prior: optional (H, W) bool foreground prior: inside the box, its pixels
+            start as probable foreground and the others as probable background
+            (``GC_INIT_WITH_MASK``) instead of the whole box as probable
+            foreground. A prior that is empty or full inside the box is ignored.
 
     Returns:
         (H, W) bool, foreground (definite or probable) inside the box; the
@@ -94,9 +105,17 @@ def grabcut_mask(image: np.ndarray, box: np.ndarray, *, iterations: int = 5, con
         return filled
     crop = np.ascontiguousarray(image[cy1:cy2, cx1:cx2, ::-1])  # OpenCV wants BGR
     mask = np.zeros(crop.shape[:2], np.uint8)
+    mode = cv2.GC_INIT_WITH_RECT
+    if prior is not None:
+        inside = np.asarray(prior, bool)[cy1:cy2, cx1:cx2] & filled[cy1:cy2, cx1:cx2]
+        box_area = int(filled.sum())
+        if 0 < int(inside.sum()) < box_area:
+            mask[filled[cy1:cy2, cx1:cx2]] = cv2.GC_PR_BGD
+            mask[inside] = cv2.GC_PR_FGD
+            mode = cv2.GC_INIT_WITH_MASK
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)
-    cv2.grabCut(crop, mask, rect, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_RECT)
+    cv2.grabCut(crop, mask, rect, bgd, fgd, int(iterations), mode)
     out = np.zeros((h, w), bool)
     out[cy1:cy2, cx1:cx2] = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     return out & filled

@@ -13,6 +13,18 @@ Eq. 2 (:mod:`wsvis.stc.mini_network`). The artifact holds:
   (larger boxes written first, so where boxes overlap the smaller box keeps
   the pixels).
 
+Refinement (``refine``, **our addition**; ``none`` is the paper): M inside a
+box marks pixels whose flow (depth) is smooth over 24 px, which holds on the
+object and on the background alike, so M ∩ box scores below the filled box
+as a mask (issue 16: J 0.29 against 0.40 on davis2016). ``grabcut_flow``
+makes each instance with GrabCut (:func:`wsvis.baselines.box.grabcut_mask`)
+started from a motion prior: inside the box, pixels whose flow differs from
+the median flow of a ring around the box (``refine_ring`` times the box size
+wide) by more than ``refine_threshold`` pixels start as probable foreground,
+the others as probable background; colour then decides. ``foreground`` is then
+the union of the refined instances (what stcseg's puzzle loss learns from) and
+the paper's M is kept as ``foreground_stc``.
+
 Depth scale: relative inverse depth has no fixed unit; each frame's depth is
 mapped linearly to [0, ``depth_range``] (default 10, the range of
 Monodepth2's scaled disparity, the network STC-Seg used) before Eq. 1.
@@ -30,10 +42,14 @@ import torch
 
 from wsvis.depth.stage import read_depth
 from wsvis.flow.stage import read_flow
+from wsvis.io.images import read_image
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.stc.mini_network import SIGNALS, MiniNetwork, stc_pseudo_mask
 
-__all__ = ["box_masks", "frame_flow", "compute_video_stc"]
+__all__ = ["box_masks", "frame_flow", "box_motion_prior", "compute_video_stc", "REFINEMENTS"]
+
+#: ``stc.refine`` values (module docstring): the paper's M ∩ box, or GrabCut from a flow prior.
+REFINEMENTS = ("none", "grabcut_flow")
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +80,37 @@ def frame_flow(forward, backward, t: int, num_frames: int, *, negate_backward: b
     return -f if negate_backward else f
 
 
+def box_motion_prior(flow: np.ndarray, box: np.ndarray, *, threshold: float = 1.0, ring: float = 0.25) -> np.ndarray | None:
+    """Pixels that move differently from a box's surroundings (the ``grabcut_flow`` prior).
+
+    Args:
+        flow: (H, W, 2) float flow in pixels.
+        box: (4,) xyxy pixels (x2/y2 exclusive).
+        threshold: pixels; ||F(p) - median F(ring)|| above it is foreground.
+        ring: width of the surrounding ring as a fraction of the box's width / height
+            (at least 2 pixels), clipped to the frame.
+
+    Returns:
+        (H, W) bool, or None when the ring has fewer than 20 pixels (a box
+        filling the frame has no surroundings).
+    """
+    flow = np.asarray(flow, np.float32)
+    h, w = flow.shape[:2]
+    inside = box_masks(np.asarray(box, np.float64)[None], (h, w))[0]
+    ys, xs = np.nonzero(inside)
+    if not len(ys):
+        return None
+    y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    my, mx = int(ring * (y2 - y1)) + 2, int(ring * (x2 - x1)) + 2
+    around = np.zeros((h, w), bool)
+    around[max(0, y1 - my) : min(h, y2 + my), max(0, x1 - mx) : min(w, x2 + mx)] = True
+    around &= ~inside
+    if around.sum() < 20:
+        return None
+    background = np.median(flow[around], axis=0)
+    return np.linalg.norm(flow - background, axis=2) > threshold
+
+
 def compute_video_stc(
     boxes: Sequence[Sequence[Sequence[float]]],
     box_classes: Sequence[Sequence[str]],
@@ -82,6 +129,12 @@ def compute_video_stc(
     r: float = 0.5,
     p: float = 2.0,
     depth_range: float = 10.0,
+    refine: str = "none",
+    refine_threshold: float = 1.0,
+    refine_ring: float = 0.25,
+    refine_iterations: int = 5,
+    refine_context: float | None = 0.5,
+    images: Sequence[str | os.PathLike] | None = None,
     params: dict[str, Any] | None = None,
 ) -> Path:
     """Write one video's STC pseudo-labels (module docstring).
@@ -100,6 +153,10 @@ def compute_video_stc(
         phi_s, phi_t: filter factors of Eq. 2.
         layers, dilation, pool, r, p: :class:`~wsvis.stc.mini_network.MiniNetwork`.
         depth_range: depth is scaled per frame to [0, depth_range] (module docstring).
+        refine: one of :data:`REFINEMENTS` (module docstring, "Refinement").
+        refine_threshold, refine_ring: :func:`box_motion_prior`.
+        refine_iterations, refine_context: :func:`wsvis.baselines.box.grabcut_mask`.
+        images: the T frame files (``grabcut_flow``).
         params: stored in attrs.
 
     Returns:
@@ -113,6 +170,10 @@ def compute_video_stc(
     """
     if signals not in SIGNALS:
         raise ValueError(f"stc.signals must be one of {list(SIGNALS)}, got {signals!r}")
+    if refine not in REFINEMENTS:
+        raise ValueError(f"stc.refine must be one of {list(REFINEMENTS)}, got {refine!r}")
+    if refine == "grabcut_flow" and (images is None or len(images) != len(boxes) or flow_path is None):
+        raise ValueError(f"{out}: stc.refine 'grabcut_flow' needs the video's frames (one per frame) and its flow")
     num_frames = len(boxes)
     if len(box_classes) != num_frames:
         raise ValueError(f"{out}: {num_frames} frames of boxes but {len(box_classes)} of box classes")
@@ -128,7 +189,7 @@ def compute_video_stc(
         raise ValueError(f"{out}: STC pseudo-labels with signals {signals!r} need the video's flow artifact")
     h, w = frame_size
     forward = backward = depth = None
-    if use_flow:
+    if use_flow or refine != "none":
         forward, backward = read_flow(flow_path, 1, "forward"), read_flow(flow_path, 1, "backward")
         if forward.shape[0] != max(num_frames - 1, 0) or tuple(forward.shape[1:3]) != (h, w):
             raise ValueError(f"{flow_path}: flow of shape {forward.shape} does not fit {num_frames} frames of {(h, w)}")
@@ -144,6 +205,10 @@ def compute_video_stc(
         params=params, attrs={"signals_used": used, "signals": signals},
     ) as writer:
         fg = writer.create_array("foreground", shape=(num_frames, h, w), dtype="bool", fill_value=False)
+        fg_stc = (
+            writer.create_array("foreground_stc", shape=(num_frames, h, w), dtype="bool", fill_value=False)
+            if refine != "none" else None
+        )
         st = writer.create_array("similarity_temporal", shape=(num_frames, h, w), dtype="float16") if use_flow else None
         ss = writer.create_array("similarity_spatial", shape=(num_frames, h, w), dtype="float16") if use_depth else None
         for t in range(num_frames):
@@ -163,7 +228,6 @@ def compute_video_stc(
                     s_s = depth_net(torch.from_numpy(d)[None, None])[0, 0]
                     ss[t] = s_s.numpy().astype(np.float16)
             m = stc_pseudo_mask(s_s, s_t, phi_s, phi_t).numpy()
-            fg[t] = m
             b = np.asarray(boxes[t], np.float64).reshape(-1, 4)
             names = list(box_classes[t])
             if len(names) != len(b):
@@ -172,7 +236,21 @@ def compute_video_stc(
             if unknown:
                 raise ValueError(f"{out}: frame {t}: box classes {unknown} not in the categories {list(categories)}")
             order = np.argsort(-(b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), kind="stable")
-            masks = box_masks(b[order], (h, w)) & m[None]
             cls = np.asarray([categories.index(names[i]) + 1 for i in order], np.int64)
+            if refine == "none":
+                fg[t] = m
+                masks = box_masks(b[order], (h, w)) & m[None]
+            else:
+                from wsvis.baselines.box import grabcut_mask  # here: wsvis.baselines imports this module
+
+                fg_stc[t] = m
+                image = read_image(images[t])
+                f = frame_flow(forward, backward, t, num_frames) if forward is not None else None
+                masks = np.zeros((len(order), h, w), bool)
+                for k, i in enumerate(order):
+                    prior = None if f is None else box_motion_prior(f, b[i], threshold=refine_threshold, ring=refine_ring)
+                    masks[k] = grabcut_mask(image, b[i], iterations=refine_iterations, context=refine_context,
+                                            prior=prior)
+                fg[t] = masks.any(axis=0) if len(masks) else np.zeros((h, w), bool)
             writer.add_frame(t, masks, cls, np.ones(len(order), np.float32))
     return Path(out)
