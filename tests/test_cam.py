@@ -156,6 +156,22 @@ def test_train_resume_matches_uninterrupted_run(tiny_table, tmp_path):
         train_cam(tiny_table, CATS, part, checkpoint_every=2, **{**TRAIN_KW, "batch_size": 3})
 
 
+def test_two_runs_give_identical_weights(tiny_table, tmp_path):
+    """Same seed, two uninterrupted runs: bit-identical weights, every forward in deterministic mode."""
+    modes = set()
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda *_: modes.add(torch.are_deterministic_algorithms_enabled()))
+    try:
+        a, b = (torch.load(train_cam(tiny_table, CATS, tmp_path / d, checkpoint_every=100, **{**TRAIN_KW, "epochs": 1}),
+                           weights_only=True)["model"] for d in ("a", "b"))
+    finally:
+        hook.remove()
+    assert modes == {True} and not torch.are_deterministic_algorithms_enabled()  # on while training, then restored
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_train_rejects_unknown_tags(tiny_table, tmp_path):
     with pytest.raises(ValueError, match="not in the category list"):
         train_cam(tiny_table, ["bird"], tmp_path, **TRAIN_KW)

@@ -1,4 +1,4 @@
-"""IRN / flowIRN training: tiny runs, resume gives identical weights."""
+"""IRN / flowIRN training: tiny runs; two runs, and a resumed run, give identical weights."""
 
 from __future__ import annotations
 
@@ -64,6 +64,24 @@ def test_resume_gives_identical_weights(tmp_path, flow_boundary=True):
     assert (float(rows[-1]["flow_boundary"]) > 0) == flow_boundary
     net = load_irn(resumed)
     assert not net.training and net.displacement_mean.abs().sum() > 0
+
+
+def test_two_runs_give_identical_weights(tmp_path):
+    """Same seed, two uninterrupted flowIRN runs: bit-identical weights (displacement mean included),
+    every forward in deterministic mode."""
+    images, labels, flows = _inputs(tmp_path)
+    modes = set()
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda *_: modes.add(torch.are_deterministic_algorithms_enabled()))
+    try:
+        a, b = (torch.load(train_irn(images, labels, flows, tmp_path / d, flow_boundary=True, **{**KW, "epochs": 1}),
+                           weights_only=True)["model"] for d in ("a", "b"))
+    finally:
+        hook.remove()
+    assert modes == {True} and not torch.are_deterministic_algorithms_enabled()  # on while training, then restored
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
 
 
 def test_training_moves_the_branches_only(tmp_path):

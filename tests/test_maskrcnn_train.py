@@ -2,7 +2,8 @@
 
 Real data: a few ``resources/demo`` frames downscaled to 96 x 54, pseudo-labels
 from the ground-truth masks, DIS flow. Weight-free MobileNetV2, a handful of
-iterations: this checks plumbing, shapes and determinism, not accuracy.
+iterations: this checks plumbing, shapes and determinism (two runs, and a resumed
+run, end with bit-identical weights), not accuracy.
 """
 
 from __future__ import annotations
@@ -108,6 +109,25 @@ def test_resume_gives_identical_weights(clip, tmp_path):
     assert [float(r["lr"]) for r in rows] == pytest.approx([0.002 * f for f in (0.1, 0.4, 0.7, 0.1)])
     assert {"loss_mask", "lr", "seconds"} <= set(rows[0])
     assert [p.name for p in (tmp_path / "full" / "checkpoints").glob("ckpt_*.pt")] == ["ckpt_4.pt"]
+
+
+def test_two_runs_give_identical_weights(clip, tmp_path):
+    """Same seed, two uninterrupted MaskConsist runs: bit-identical weights, every forward in deterministic mode."""
+    frames, pseudo, flow = clip
+    kw = dict(method="maskconsist", categories=CATEGORIES, delta=2, iterations=2, batch_size=1, clip_grad_norm=1.0,
+              rois_per_image=64, device="cpu", progress=False, **TINY)
+    modes = set()
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda *_: modes.add(torch.are_deterministic_algorithms_enabled()))
+    try:
+        a, b = (torch.load(train_maskrcnn([frames], [pseudo], [flow], tmp_path / d, **kw), weights_only=True)["model"]
+                for d in ("a", "b"))
+    finally:
+        hook.remove()
+    assert modes == {True} and not torch.are_deterministic_algorithms_enabled()  # on while training, then restored
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
 
 
 def test_train_predict_and_selftrain(clip, tmp_path):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import random
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from wsvis.torchutil import (
     TrainLog,
+    deterministic_run,
     latest_checkpoint,
     load_checkpoint,
     load_state_dict_file,
@@ -79,6 +82,50 @@ def test_resume_rebuilds_the_log_from_the_checkpoint_after_snakemake_deleted_it(
     assert [r["iteration"] for r in rows] == ["1", "2"] and rows[1]["loss"] == "0.5"
     log.log(iteration=3, loss=0.25, lr=0.1, seconds=0.5)
     assert [r["loss"] for r in csv.DictReader(open(path))] == ["1", "0.5", "0.25"]
+
+
+def _draws() -> tuple:
+    return random.random(), float(np.random.rand()), float(torch.rand(1)), float(cv2.randu(np.zeros(1), 0, 1)[0])
+
+
+def test_deterministic_run_seeds_and_scopes_the_deterministic_mode():
+    draws = []
+    for _ in range(2):
+        with deterministic_run(7, torch.device("cpu")):
+            assert torch.are_deterministic_algorithms_enabled()
+            draws.append(_draws())
+    assert draws[0] == draws[1]
+    assert not torch.are_deterministic_algorithms_enabled()  # restored: the rest of the process is unaffected
+    with pytest.raises(KeyError), deterministic_run(7):
+        raise KeyError("a failing training")
+    assert not torch.are_deterministic_algorithms_enabled()
+    with deterministic_run(7, "cuda"):  # CUDA is only seeded (its mode needs CUBLAS_WORKSPACE_CONFIG)
+        assert not torch.are_deterministic_algorithms_enabled() and _draws() == draws[0]
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with deterministic_run(7):
+            assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_deterministic_run_sums_repeated_index_gradients_in_one_order():
+    # x[idx] backward is index_put_(accumulate=True): on >1 CPU thread and >= 32768 elements PyTorch
+    # adds with atomics, so repeated indices sum in a varying order whenever the threads overlap
+    # (here up to 10 different gradients in 10 calls); deterministic mode makes it serial.
+    assert torch.get_num_threads() > 1  # conftest: 2 threads, the parallel kernel's condition
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, 64, (100_000,), generator=gen)
+    vals = torch.randn(100_000, generator=gen)
+    x = torch.zeros(64, requires_grad=True)
+    grads = []
+    with deterministic_run(0):
+        for _ in range(5):
+            x.grad = None
+            (x[idx] * vals).sum().backward()
+            grads.append(x.grad.clone())
+    assert all(torch.equal(grads[0], g) for g in grads[1:])
 
 
 def test_device_auto_falls_back_to_cpu():

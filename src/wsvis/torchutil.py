@@ -4,7 +4,10 @@ Checkpoints follow torchvision's ``references/detection`` layout, a dict
 ``{model, optimizer, lr_scheduler, iteration, config, rng, train_log}``,
 written atomically, so an interrupted training resumes with one call and — on
 CPU with a fixed seed — ends with the same weights as an uninterrupted run (the
-RNG states of torch, numpy and Python's ``random`` are saved too). The rows of
+RNG states of torch, numpy and Python's ``random`` are saved too). Every trainer
+runs inside :func:`deterministic_run`, which seeds those RNGs and, on the CPU,
+switches PyTorch to its deterministic algorithms, so two runs with the same
+seed (and thread count) end with bit-identical weights. The rows of
 ``train_log.csv`` up to the checkpoint travel inside it: Snakemake deletes a
 killed job's outputs (the log among them) before rerunning it, so the log is
 rebuilt from the checkpoint, not from the file.
@@ -12,14 +15,16 @@ rebuilt from the checkpoint, not from the file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -28,6 +33,7 @@ from wsvis.io.store import atomic_file
 __all__ = [
     "resolve_device",
     "seed_everything",
+    "deterministic_run",
     "load_state_dict_file",
     "save_checkpoint",
     "load_checkpoint",
@@ -61,10 +67,49 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (CPU and CUDA) for a repeatable run."""
+    """Seed Python's ``random``, numpy's global RNG, torch (CPU and every CUDA device) and
+    OpenCV (``cv2.setRNGSeed``: the calling thread's RNG) for a repeatable run."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    cv2.setRNGSeed(seed)
+
+
+@contextlib.contextmanager
+def deterministic_run(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run a training repeatably: every RNG seeded, and deterministic algorithms on the CPU.
+
+    Seeds as :func:`seed_everything`. On a CPU ``device`` the block runs under
+    ``torch.use_deterministic_algorithms(True)``: PyTorch's CPU ``index_put_(accumulate=True)``
+    (also the backward of ``x[idx]`` with an index tensor) adds with parallel atomic float adds
+    once it moves >= 32768 (``GRAIN_SIZE``) elements on more than one thread, so repeated
+    indices are summed in a different order on each call (``ATen/native/cpu/IndexKernel.cpp``).
+    Deterministic mode makes that serial, raises where an op has no deterministic kernel, and
+    fills uninitialised memory (``torch.empty``) with NaN, so reading it cannot differ between
+    runs unnoticed.
+
+    The previous mode is restored on exit (also on an exception), so whatever else the process
+    runs afterwards is unaffected.
+
+    Bit-identical weights also need the same torch thread count (``torch.set_num_threads``;
+    the CLI sets it from the job's threads): oneDNN convolutions and reductions split their
+    work by it, and a training amplifies a difference in the last bit. A CUDA ``device`` is only
+    seeded: its deterministic mode needs ``CUBLAS_WORKSPACE_CONFIG`` set before CUDA starts.
+
+    Args:
+        seed: the run's seed (int >= 0).
+        device: the device the training computes on (``torch.device`` or its string).
+    """
+    seed_everything(seed)
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 def to_tensor(img: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:

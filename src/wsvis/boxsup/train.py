@@ -32,7 +32,9 @@ Data: frames of the training videos that have at least one box. Iteration
 ``it`` draws ``batch_size`` of them and a left-right flip for each (STC-Seg
 §IV-D's only augmentation) from ``(seed, it)`` alone; the torch RNG is
 reseeded per iteration, so a resumed run ends with the same weights as an
-uninterrupted one (CPU).
+uninterrupted one (CPU). The training runs inside
+:func:`wsvis.torchutil.deterministic_run` (deterministic CPU algorithms), so two
+CPU runs with the same seed and thread count end with bit-identical weights.
 
 Schedule (STC-Seg §IV-D, BoxInst): SGD with momentum, linear warm-up over
 ``warmup_iters`` from ``warmup_factor`` x ``base_lr``, then x ``gamma`` at
@@ -78,6 +80,7 @@ from wsvis.maskconsist.train import image_tensor
 from wsvis.models.condinst import ARCH_KEYS, CondInst, build_condinst
 from wsvis.stc.stage import box_masks, frame_flow
 from wsvis.torchutil import (
+    deterministic_run,
     latest_checkpoint,
     optimizer_step,
     prepare_checkpoint_dir,
@@ -367,53 +370,53 @@ def train_condinst(
         raise ValueError(f"train_condinst ({method}): no frame has a box")
 
     dev = resolve_device(device)
-    torch.manual_seed(seed)
-    arch = dict(backbone=backbone, min_size=int(min_size), max_size=int(max_size), mask_channels=mask_channels,
-                branch_channels=branch_channels, head_channels=head_channels, two_stream=two_stream,
-                detection_fusion=detection_fusion if two_stream else "none",
-                mask_fusion=mask_fusion if two_stream else "none", frozen_bn=weights != "none")
-    model: CondInst = build_condinst(len(categories) + 1, weights=weights, **arch)
-    model.to(dev).train()
-    opt = torch.optim.SGD(param_groups(model, weight_decay), lr=base_lr, momentum=momentum)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, warmup_multistep(iterations, warmup_iters, warmup_factor, steps, gamma))
-    stop = iterations if max_iterations is None else min(iterations, int(max_iterations))
-    loss_kw = dict(boundary=boundary, position_penalty=position_penalty, color_threshold=color_threshold,
-                   theta_color=theta_color, flow_pairwise=flow_pairwise and two_stream,
-                   flow_threshold=flow_threshold, theta_flow=theta_flow, dilation=dilation)
-    config = {
-        "method": method, "categories": categories, **arch, "weights": str(weights), "top_k": top_k, **loss_kw,
-        "pairwise_weight": pairwise_weight, "pairwise_warmup": pairwise_warmup, "iterations": iterations,
-        "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
-        "steps": list(steps), "gamma": gamma, "warmup_iters": warmup_iters, "warmup_factor": warmup_factor,
-        "hflip": hflip, "clip_grad_norm": clip_grad_norm, "seed": seed, "frames": [len(v.frames) for v in videos],
-    }
-    ckpt_dir = prepare_checkpoint_dir(Path(out_dir) / "checkpoints", config)
-    last = latest_checkpoint(ckpt_dir)
-    start, train_log = resume_training(last, Path(out_dir) / "train_log.csv", model=model, optimizer=opt,
-                                       lr_scheduler=sched)
-    if last is not None:
-        log.info("resuming %s training from %s (iteration %d)", method, last, start)
+    with deterministic_run(seed, dev):
+        arch = dict(backbone=backbone, min_size=int(min_size), max_size=int(max_size), mask_channels=mask_channels,
+                    branch_channels=branch_channels, head_channels=head_channels, two_stream=two_stream,
+                    detection_fusion=detection_fusion if two_stream else "none",
+                    mask_fusion=mask_fusion if two_stream else "none", frozen_bn=weights != "none")
+        model: CondInst = build_condinst(len(categories) + 1, weights=weights, **arch)
+        model.to(dev).train()
+        opt = torch.optim.SGD(param_groups(model, weight_decay), lr=base_lr, momentum=momentum)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, warmup_multistep(iterations, warmup_iters, warmup_factor, steps, gamma))
+        stop = iterations if max_iterations is None else min(iterations, int(max_iterations))
+        loss_kw = dict(boundary=boundary, position_penalty=position_penalty, color_threshold=color_threshold,
+                       theta_color=theta_color, flow_pairwise=flow_pairwise and two_stream,
+                       flow_threshold=flow_threshold, theta_flow=theta_flow, dilation=dilation)
+        config = {
+            "method": method, "categories": categories, **arch, "weights": str(weights), "top_k": top_k, **loss_kw,
+            "pairwise_weight": pairwise_weight, "pairwise_warmup": pairwise_warmup, "iterations": iterations,
+            "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
+            "steps": list(steps), "gamma": gamma, "warmup_iters": warmup_iters, "warmup_factor": warmup_factor,
+            "hflip": hflip, "clip_grad_norm": clip_grad_norm, "seed": seed, "frames": [len(v.frames) for v in videos],
+        }
+        ckpt_dir = prepare_checkpoint_dir(Path(out_dir) / "checkpoints", config)
+        last = latest_checkpoint(ckpt_dir)
+        start, train_log = resume_training(last, Path(out_dir) / "train_log.csv", model=model, optimizer=opt,
+                                           lr_scheduler=sched)
+        if last is not None:
+            log.info("resuming %s training from %s (iteration %d)", method, last, start)
 
-    bar = tqdm(range(start, stop), desc=f"{method} {Path(out_dir).name}", initial=start, total=stop,
-               disable=not progress)
-    t0 = time.time()
-    for it in bar:
-        torch.manual_seed(int(np.random.default_rng([seed, it, 1]).integers(2**62)))
-        rng = np.random.default_rng([seed, it])
-        picks = [(index[int(i)], bool(hflip and f < 0.5))
-                 for i, f in zip(rng.integers(0, len(index), size=batch_size), rng.random(batch_size))]
-        images, targets, pseudo, flows = _load(videos, picks, dev, need_pseudo, need_flow)
-        det, masks = model.train_forward(images, targets, flows if two_stream else None, top_k=top_k)
-        warm = pairwise_weight * min(1.0, it / max(1, pairwise_warmup))
-        mask_losses = box_mask_losses(method, masks, images, pseudo=pseudo, flows=flows, pairwise_weight=warm,
-                                      **loss_kw)
-        losses = {**{f"loss_{k}": v for k, v in det.items()}, **mask_losses}
-        loss = sum(losses.values())
-        optimizer_step(loss, losses, model=model, optimizer=opt, lr_scheduler=sched, iteration=it, stop=stop,
-                       train_log=train_log, ckpt_dir=ckpt_dir, config=config, log_every=log_every,
-                       checkpoint_every=checkpoint_every, seconds=time.time() - t0, clip_grad_norm=clip_grad_norm)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        bar = tqdm(range(start, stop), desc=f"{method} {Path(out_dir).name}", initial=start, total=stop,
+                   disable=not progress)
+        t0 = time.time()
+        for it in bar:
+            torch.manual_seed(int(np.random.default_rng([seed, it, 1]).integers(2**62)))
+            rng = np.random.default_rng([seed, it])
+            picks = [(index[int(i)], bool(hflip and f < 0.5))
+                     for i, f in zip(rng.integers(0, len(index), size=batch_size), rng.random(batch_size))]
+            images, targets, pseudo, flows = _load(videos, picks, dev, need_pseudo, need_flow)
+            det, masks = model.train_forward(images, targets, flows if two_stream else None, top_k=top_k)
+            warm = pairwise_weight * min(1.0, it / max(1, pairwise_warmup))
+            mask_losses = box_mask_losses(method, masks, images, pseudo=pseudo, flows=flows, pairwise_weight=warm,
+                                          **loss_kw)
+            losses = {**{f"loss_{k}": v for k, v in det.items()}, **mask_losses}
+            loss = sum(losses.values())
+            optimizer_step(loss, losses, model=model, optimizer=opt, lr_scheduler=sched, iteration=it, stop=stop,
+                           train_log=train_log, ckpt_dir=ckpt_dir, config=config, log_every=log_every,
+                           checkpoint_every=checkpoint_every, seconds=time.time() - t0, clip_grad_norm=clip_grad_norm)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
 
     out = Path(out_dir) / "model.pt"
     state = {"model": model.state_dict(), "categories": categories, "method": method, "iterations": int(stop),

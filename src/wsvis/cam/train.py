@@ -16,8 +16,9 @@ from ``numpy.random.default_rng([seed, e])`` and the augmentation of the
 of any iteration is a pure function of (seed, iteration) and a resumed run
 skips ahead exactly. Checkpoints (``checkpoints/ckpt_<iteration>.pt``) hold
 model and optimizer state; on CPU with a fixed seed a resumed run ends with
-the same weights as an uninterrupted one (``tests/test_cam.py`` checks
-``torch.equal``).
+the same weights as an uninterrupted one, and two runs end with the same weights
+(``tests/test_cam.py`` checks ``torch.equal``): the training runs inside
+:func:`wsvis.torchutil.deterministic_run` (seeded RNGs, deterministic CPU algorithms).
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ from wsvis.io.store import atomic_file
 from wsvis.models.backbones import weights_follow
 from wsvis.torchutil import (
     check_finite_loss,
+    deterministic_run,
     latest_checkpoint,
     resolve_device,
     resume_training,
     save_checkpoint,
-    seed_everything,
     to_tensor,
 )
 from wsvis.transforms import Sample, augment
@@ -169,56 +170,57 @@ def train_cam(
     }
     dev = resolve_device(device)
 
-    seed_everything(seed)
-    model = CAMNet(backbone, len(categories), weights=weights)
-    backbone_params, classifier_params = model.trainable_parameters()
-    base_lrs = [lr, lr * CLASSIFIER_LR_MULT]
-    optimizer = torch.optim.SGD(
-        [{"params": backbone_params, "lr": base_lrs[0]}, {"params": classifier_params, "lr": base_lrs[1]}],
-        lr=lr, momentum=0.0, weight_decay=weight_decay,
-    )
+    with deterministic_run(seed, dev):
+        model = CAMNet(backbone, len(categories), weights=weights)
+        backbone_params, classifier_params = model.trainable_parameters()
+        base_lrs = [lr, lr * CLASSIFIER_LR_MULT]
+        optimizer = torch.optim.SGD(
+            [{"params": backbone_params, "lr": base_lrs[0]}, {"params": classifier_params, "lr": base_lrs[1]}],
+            lr=lr, momentum=0.0, weight_decay=weight_decay,
+        )
 
-    ckpt_dir = out_dir / "checkpoints"
-    ckpt = latest_checkpoint(ckpt_dir)
-    if ckpt is not None:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("config", {})
-        bad = [k for k in _SCHEDULE_KEYS if saved.get(k) != config[k]]
-        if bad:
-            raise ValueError(
-                f"{ckpt}: checkpoint of a run with other settings ({', '.join(bad)}); "
-                f"delete {ckpt_dir} to start afresh"
-            )
-    start, train_log = resume_training(ckpt, out_dir / "train_log.csv", model=model, optimizer=optimizer)
-    if ckpt is not None:
-        log.info("resuming CAM training from %s (iteration %d of %d)", ckpt, start, max_step)
-    model.to(dev)
-    model.train()
+        ckpt_dir = out_dir / "checkpoints"
+        ckpt = latest_checkpoint(ckpt_dir)
+        if ckpt is not None:
+            saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("config", {})
+            bad = [k for k in _SCHEDULE_KEYS if saved.get(k) != config[k]]
+            if bad:
+                raise ValueError(
+                    f"{ckpt}: checkpoint of a run with other settings ({', '.join(bad)}); "
+                    f"delete {ckpt_dir} to start afresh"
+                )
+        start, train_log = resume_training(ckpt, out_dir / "train_log.csv", model=model, optimizer=optimizer)
+        if ckpt is not None:
+            log.info("resuming CAM training from %s (iteration %d of %d)", ckpt, start, max_step)
+        model.to(dev)
+        model.train()
 
-    stop = max_step if max_iterations is None else min(max_step, max_iterations)
-    bar = tqdm(range(start, stop), desc="train cam", unit="it", disable=not progress, initial=start, total=stop)
-    for step in bar:
-        t0 = time.perf_counter()
-        epoch, picks = _batch_indices(n, batch_size, seed, step)
-        xs, ys = [], []
-        for idx, k in picks:
-            rng = np.random.default_rng([seed, epoch, k])
-            sample, _ = augment(Sample(read_image(images[idx])), rng, resize_long=tuple(resize_long), crop_size=crop_size)
-            xs.append(to_tensor(sample.image))
-            ys.append(torch.from_numpy(targets[idx]))
-        x = torch.stack(xs).to(dev)
-        y = torch.stack(ys).to(dev)
-        cur_lr = _set_lr(optimizer, base_lrs, step, max_step)
-        loss = F.multilabel_soft_margin_loss(model(x), y)
-        check_finite_loss(loss, {"loss": loss}, iteration=step + 1, what=f"CAM training {out_dir}", cure="lower lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        done = step + 1
-        train_log.log(iteration=done, loss=float(loss.item()), lr=cur_lr, seconds=time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if done % checkpoint_every == 0 or (done == stop and stop < max_step):
-            save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=model, optimizer=optimizer, iteration=done,
-                            config=config, train_log=train_log)
+        stop = max_step if max_iterations is None else min(max_step, max_iterations)
+        bar = tqdm(range(start, stop), desc="train cam", unit="it", disable=not progress, initial=start, total=stop)
+        for step in bar:
+            t0 = time.perf_counter()
+            epoch, picks = _batch_indices(n, batch_size, seed, step)
+            xs, ys = [], []
+            for idx, k in picks:
+                rng = np.random.default_rng([seed, epoch, k])
+                sample, _ = augment(Sample(read_image(images[idx])), rng, resize_long=tuple(resize_long),
+                                    crop_size=crop_size)
+                xs.append(to_tensor(sample.image))
+                ys.append(torch.from_numpy(targets[idx]))
+            x = torch.stack(xs).to(dev)
+            y = torch.stack(ys).to(dev)
+            cur_lr = _set_lr(optimizer, base_lrs, step, max_step)
+            loss = F.multilabel_soft_margin_loss(model(x), y)
+            check_finite_loss(loss, {"loss": loss}, iteration=step + 1, what=f"CAM training {out_dir}", cure="lower lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done = step + 1
+            train_log.log(iteration=done, loss=float(loss.item()), lr=cur_lr, seconds=time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if done % checkpoint_every == 0 or (done == stop and stop < max_step):
+                save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=model, optimizer=optimizer, iteration=done,
+                                config=config, train_log=train_log)
     done = max(start, stop)
     if done < max_step:
         last = latest_checkpoint(ckpt_dir)

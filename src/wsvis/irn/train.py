@@ -30,7 +30,9 @@ Determinism: the frame order of an epoch is a permutation drawn from
 ``(seed, epoch)`` and each sample's augmentation from ``(seed, epoch,
 position)``, so a run resumed from ``out_dir/checkpoints/ckpt_<it>.pt``
 sees exactly the batches the uninterrupted run would have (identical
-weights on CPU).
+weights on CPU). The training runs inside :func:`wsvis.torchutil.deterministic_run`
+(seeded RNGs, deterministic CPU algorithms), so two runs with the same seed
+and thread count end with bit-identical weights.
 
 After the last iteration the mean displacement over up to ``mean_frames``
 training frames (long side at most ``resize_long[1]``) is stored in the
@@ -69,6 +71,7 @@ from wsvis.irn.pairs import IGNORE, pair_sets, paths_for, search_offsets
 from wsvis.models.backbones import weights_follow
 from wsvis.torchutil import (
     check_finite_loss,
+    deterministic_run,
     latest_checkpoint,
     resolve_device,
     resume_training,
@@ -233,87 +236,87 @@ def train_irn(
         raise ValueError("train_irn: no frames")
 
     dev = resolve_device(device)
-    torch.manual_seed(seed)
-    net = IRNet(backbone, weights).to(dev)
-    net.train()
-    opt = torch.optim.SGD(net.trainable_parameters(), lr=lr, momentum=0.0, weight_decay=weight_decay)
-    per_epoch = max(1, len(index) // batch_size)
-    max_step = epochs * per_epoch
-    stop = max_step if max_iterations is None else min(max_step, int(max_iterations))
-    offsets = search_offsets(radius)
-    paths = paths_for(offsets)
-    config = {
-        "backbone": backbone,
-        "flow_boundary": flow_boundary,
-        "lam": lam,
-        "radius": radius,
-        "seed": seed,
-        "batch_size": batch_size,
-        "crop_size": crop_size,
-        "max_step": max_step,
-    }
+    with deterministic_run(seed, dev):
+        net = IRNet(backbone, weights).to(dev)
+        net.train()
+        opt = torch.optim.SGD(net.trainable_parameters(), lr=lr, momentum=0.0, weight_decay=weight_decay)
+        per_epoch = max(1, len(index) // batch_size)
+        max_step = epochs * per_epoch
+        stop = max_step if max_iterations is None else min(max_step, int(max_iterations))
+        offsets = search_offsets(radius)
+        paths = paths_for(offsets)
+        config = {
+            "backbone": backbone,
+            "flow_boundary": flow_boundary,
+            "lam": lam,
+            "radius": radius,
+            "seed": seed,
+            "batch_size": batch_size,
+            "crop_size": crop_size,
+            "max_step": max_step,
+        }
 
-    ckpt_dir = out_dir / "checkpoints"
-    last = latest_checkpoint(ckpt_dir)
-    start, train_log = resume_training(last, out_dir / "train_log.csv", model=net, optimizer=opt)
-    if last is not None:
-        log.info("resuming IRN training from %s (iteration %d)", last, start)
+        ckpt_dir = out_dir / "checkpoints"
+        last = latest_checkpoint(ckpt_dir)
+        start, train_log = resume_training(last, out_dir / "train_log.csv", model=net, optimizer=opt)
+        if last is not None:
+            log.info("resuming IRN training from %s (iteration %d)", last, start)
 
-    perm_cache: dict[int, np.ndarray] = {}
+        perm_cache: dict[int, np.ndarray] = {}
 
-    def batch_of(it: int) -> list[tuple[int, int, np.random.Generator]]:
-        epoch, b = divmod(it, per_epoch)
-        if epoch not in perm_cache:
-            perm_cache[epoch] = np.random.default_rng([seed, epoch]).permutation(len(index))
-        pos = range(b * batch_size, min((b + 1) * batch_size, len(index)))
-        return [(*index[perm_cache[epoch][p]], np.random.default_rng([seed, epoch, p])) for p in pos]
+        def batch_of(it: int) -> list[tuple[int, int, np.random.Generator]]:
+            epoch, b = divmod(it, per_epoch)
+            if epoch not in perm_cache:
+                perm_cache[epoch] = np.random.default_rng([seed, epoch]).permutation(len(index))
+            pos = range(b * batch_size, min((b + 1) * batch_size, len(index)))
+            return [(*index[perm_cache[epoch][p]], np.random.default_rng([seed, epoch, p])) for p in pos]
 
-    bar = tqdm(range(start, stop), desc=f"irn {out_dir.name}", initial=start, total=stop, disable=not progress)
-    t0 = time.time()
-    for it in bar:
-        cur_lr = lr * (1 - it / max_step) ** 0.9
-        for group in opt.param_groups:
-            group["lr"] = cur_lr
-        items = [
-            _make_sample(
-                videos[v][t], frame_labels[v][t], flow_src[v](t) if flow_boundary else None, rng,
-                crop_size=crop_size, resize_long=resize_long, with_flow=flow_boundary,
-            )
-            for v, t, rng in batch_of(it)
-        ]
-        x = torch.stack([s[0] for s in items]).to(dev)
-        lab = torch.from_numpy(np.stack([s[1] for s in items])).to(dev)
-        boundary, disp = net(x)
-        fg, bg, neg = pair_sets(lab, offsets)
-        alpha = affinity(boundary, offsets, paths)
-        l_b = boundary_loss(alpha, fg, bg, neg)
-        l_fg = displacement_loss_fg(disp, offsets, fg)
-        l_bg = displacement_loss_bg(disp, offsets, bg)
-        loss = l_b + l_fg + l_bg
-        l_f = torch.zeros((), device=dev)
-        if flow_boundary:
-            fl = torch.from_numpy(np.stack([s[2] for s in items])).permute(0, 3, 1, 2).to(dev)
-            fv = torch.from_numpy(np.stack([s[3] for s in items])).to(dev)
-            l_f = flow_boundary_loss(alpha, fl, offsets, fv, lam)
-            loss = loss + l_f
-        check_finite_loss(loss, {"boundary": l_b, "disp_fg": l_fg, "disp_bg": l_bg, "flow_boundary": l_f},
-                          iteration=it + 1, what=f"IRN training {out_dir}", cure="lower lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss, l_b, l_fg, l_bg, l_f = (v.detach() for v in (loss, l_b, l_fg, l_bg, l_f))
-        done = it + 1
-        if done % log_every == 0 or done == stop:
-            train_log.log(
-                iteration=done, loss=loss.item(), boundary=l_b.item(), disp_fg=l_fg.item(),
-                disp_bg=l_bg.item(), flow_boundary=l_f.item(), lr=cur_lr, seconds=time.time() - t0,
-            )
-        if done % checkpoint_every == 0 or done == stop:
-            save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=net, optimizer=opt, iteration=done, config=config,
-                            train_log=train_log)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar = tqdm(range(start, stop), desc=f"irn {out_dir.name}", initial=start, total=stop, disable=not progress)
+        t0 = time.time()
+        for it in bar:
+            cur_lr = lr * (1 - it / max_step) ** 0.9
+            for group in opt.param_groups:
+                group["lr"] = cur_lr
+            items = [
+                _make_sample(
+                    videos[v][t], frame_labels[v][t], flow_src[v](t) if flow_boundary else None, rng,
+                    crop_size=crop_size, resize_long=resize_long, with_flow=flow_boundary,
+                )
+                for v, t, rng in batch_of(it)
+            ]
+            x = torch.stack([s[0] for s in items]).to(dev)
+            lab = torch.from_numpy(np.stack([s[1] for s in items])).to(dev)
+            boundary, disp = net(x)
+            fg, bg, neg = pair_sets(lab, offsets)
+            alpha = affinity(boundary, offsets, paths)
+            l_b = boundary_loss(alpha, fg, bg, neg)
+            l_fg = displacement_loss_fg(disp, offsets, fg)
+            l_bg = displacement_loss_bg(disp, offsets, bg)
+            loss = l_b + l_fg + l_bg
+            l_f = torch.zeros((), device=dev)
+            if flow_boundary:
+                fl = torch.from_numpy(np.stack([s[2] for s in items])).permute(0, 3, 1, 2).to(dev)
+                fv = torch.from_numpy(np.stack([s[3] for s in items])).to(dev)
+                l_f = flow_boundary_loss(alpha, fl, offsets, fv, lam)
+                loss = loss + l_f
+            check_finite_loss(loss, {"boundary": l_b, "disp_fg": l_fg, "disp_bg": l_bg, "flow_boundary": l_f},
+                              iteration=it + 1, what=f"IRN training {out_dir}", cure="lower lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss, l_b, l_fg, l_bg, l_f = (v.detach() for v in (loss, l_b, l_fg, l_bg, l_f))
+            done = it + 1
+            if done % log_every == 0 or done == stop:
+                train_log.log(
+                    iteration=done, loss=loss.item(), boundary=l_b.item(), disp_fg=l_fg.item(),
+                    disp_bg=l_bg.item(), flow_boundary=l_f.item(), lr=cur_lr, seconds=time.time() - t0,
+                )
+            if done % checkpoint_every == 0 or done == stop:
+                save_checkpoint(ckpt_dir / f"ckpt_{done}.pt", model=net, optimizer=opt, iteration=done, config=config,
+                                train_log=train_log)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
 
-    net.displacement_mean.copy_(_displacement_mean(net, index, videos, mean_frames, resize_long[1], dev))
+        net.displacement_mean.copy_(_displacement_mean(net, index, videos, mean_frames, resize_long[1], dev))
     out = out_dir / "model.pt"
     state = {
         "model": net.state_dict(),

@@ -48,7 +48,9 @@ MaskConsist transfers; an empty target — all RoIs background — is what
 torchvision does with it). A one-frame video, or a video whose flow artifact
 lacks the clipped gap, contributes single frames (labels = pseudo-labels
 after IoM-NMS). The torch RNG (RoI/anchor sampling) is reseeded from
-``(seed, iteration)`` at each iteration.
+``(seed, iteration)`` at each iteration, and the training runs inside
+:func:`wsvis.torchutil.deterministic_run` (deterministic CPU algorithms), so two
+CPU runs with the same seed and thread count end with bit-identical weights.
 
 Schedule (§4.2): SGD, lr 0.002, momentum 0.9, weight decay 1e-4, ×0.1 at 75 %
 and 88 % of ``iterations``; no data augmentation (torchvision's resize to
@@ -87,6 +89,7 @@ from wsvis.io.store import atomic_file
 from wsvis.maskconsist.matching import Instances, make_instances, maskconsist_targets, to_target
 from wsvis.models.maskrcnn import build_maskrcnn, paste_masks
 from wsvis.torchutil import (
+    deterministic_run,
     latest_checkpoint,
     optimizer_step,
     prepare_checkpoint_dir,
@@ -444,47 +447,50 @@ def train_maskrcnn(
         raise ValueError("train_maskrcnn: no frame has a pseudo-label")
 
     dev = resolve_device(device)
-    torch.manual_seed(seed)
-    model = build_maskrcnn(
-        len(categories) + 1, backbone=backbone, weights=weights, min_size=min_size, max_size=max_size,
-        rois_per_image=rois_per_image,
-    )
-    frozen_bn = weights != "none"
-    model.to(dev).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=base_lr, momentum=momentum, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, warmup_multistep(iterations, warmup_iters, warmup_factor, steps, gamma))
-    stop = iterations if max_iterations is None else min(iterations, int(max_iterations))
-    config = {
-        "method": method, "categories": list(categories), "delta": delta, "intra": intra, "inter": inter,
-        "iom_nms": iom_nms, "top_k": top_k, "rois_per_image": rois_per_image, "backbone": backbone, "weights": str(weights), "min_size": min_size,
-        "max_size": max_size, "iterations": iterations, "batch_size": batch_size, "base_lr": base_lr,
-        "momentum": momentum, "weight_decay": weight_decay, "steps": list(steps), "gamma": gamma, "seed": seed,
-        "warmup_iters": warmup_iters, "warmup_factor": warmup_factor, "clip_grad_norm": clip_grad_norm,
-        "frames": [len(v.frames) for v in videos],
-    }
-    ckpt_dir = prepare_checkpoint_dir(out_dir / "checkpoints", config)
-    last = latest_checkpoint(ckpt_dir)
-    start, train_log = resume_training(last, out_dir / "train_log.csv", model=model, optimizer=opt,
-                                       lr_scheduler=sched)
-    if last is not None:
-        log.info("resuming %s training from %s (iteration %d)", method, last, start)
-
-    bar = tqdm(range(start, stop), desc=f"{method} {out_dir.name}", initial=start, total=stop, disable=not progress)
-    t0 = time.time()
-    for it in bar:
-        torch.manual_seed(int(np.random.default_rng([seed, it, 1]).integers(2**62)))
-        batch = _iteration_batch(videos, index, it, seed, batch_size, pairs)
-        images, pseudo, frame_pairs = _load_batch(videos, batch, dev)
-        losses, _ = maskconsist_losses(
-            model, images, pseudo, frame_pairs, consist=pairs, intra=intra, inter=inter, iom_nms=iom_nms, top_k=top_k
+    with deterministic_run(seed, dev):
+        model = build_maskrcnn(
+            len(categories) + 1, backbone=backbone, weights=weights, min_size=min_size, max_size=max_size,
+            rois_per_image=rois_per_image,
         )
-        loss = sum(losses.values())
-        optimizer_step(loss, losses, model=model, optimizer=opt, lr_scheduler=sched, iteration=it, stop=stop,
-                       train_log=train_log, ckpt_dir=ckpt_dir, config=config, log_every=log_every,
-                       checkpoint_every=checkpoint_every, seconds=time.time() - t0, clip_grad_norm=clip_grad_norm)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        frozen_bn = weights != "none"
+        model.to(dev).train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=base_lr, momentum=momentum, weight_decay=weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, warmup_multistep(iterations, warmup_iters, warmup_factor, steps, gamma))
+        stop = iterations if max_iterations is None else min(iterations, int(max_iterations))
+        config = {
+            "method": method, "categories": list(categories), "delta": delta, "intra": intra, "inter": inter,
+            "iom_nms": iom_nms, "top_k": top_k, "rois_per_image": rois_per_image, "backbone": backbone,
+            "weights": str(weights), "min_size": min_size, "max_size": max_size, "iterations": iterations,
+            "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
+            "steps": list(steps), "gamma": gamma, "seed": seed,
+            "warmup_iters": warmup_iters, "warmup_factor": warmup_factor, "clip_grad_norm": clip_grad_norm,
+            "frames": [len(v.frames) for v in videos],
+        }
+        ckpt_dir = prepare_checkpoint_dir(out_dir / "checkpoints", config)
+        last = latest_checkpoint(ckpt_dir)
+        start, train_log = resume_training(last, out_dir / "train_log.csv", model=model, optimizer=opt,
+                                           lr_scheduler=sched)
+        if last is not None:
+            log.info("resuming %s training from %s (iteration %d)", method, last, start)
+
+        bar = tqdm(range(start, stop), desc=f"{method} {out_dir.name}", initial=start, total=stop,
+                   disable=not progress)
+        t0 = time.time()
+        for it in bar:
+            torch.manual_seed(int(np.random.default_rng([seed, it, 1]).integers(2**62)))
+            batch = _iteration_batch(videos, index, it, seed, batch_size, pairs)
+            images, pseudo, frame_pairs = _load_batch(videos, batch, dev)
+            losses, _ = maskconsist_losses(
+                model, images, pseudo, frame_pairs, consist=pairs, intra=intra, inter=inter, iom_nms=iom_nms,
+                top_k=top_k,
+            )
+            loss = sum(losses.values())
+            optimizer_step(loss, losses, model=model, optimizer=opt, lr_scheduler=sched, iteration=it, stop=stop,
+                           train_log=train_log, ckpt_dir=ckpt_dir, config=config, log_every=log_every,
+                           checkpoint_every=checkpoint_every, seconds=time.time() - t0, clip_grad_norm=clip_grad_norm)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
 
     out = out_dir / "model.pt"
     state = {
