@@ -16,6 +16,7 @@ import torch
 
 from conftest import DEMO
 from wsvis.boxsup.predict import predict_video_condinst
+from wsvis.stc.stage import box_masks
 from wsvis.boxsup.train import box_mask_losses, flow_image, param_groups, train_condinst
 from wsvis.flow.stage import compute_video_flow
 from wsvis.io.images import read_image, read_mask
@@ -156,6 +157,17 @@ def test_predictions_have_the_contract(clip, tmp_path):
     assert attrs["categories"] == CATEGORIES and attrs["method"] == "boxinst_flow"
     with pytest.raises(ValueError, match="needs the video's flow"):
         predict_video_condinst(frames, model, tmp_path / "p2.zarr", method="x", device="cpu", progress=False)
+    # mask_in_box: the same detections, each mask cut to its box (pixel centres inside it).
+    cut = predict_video_condinst(frames, model, tmp_path / "cut.zarr", method="boxinst_flow", flow_path=flow,
+                                 score_threshold=0.0, max_detections=3, mask_in_box=True, device="cpu",
+                                 progress=False)
+    cut_group, cut_attrs = read_predictions(cut)
+    assert cut_attrs["mask_in_box"] is True
+    np.testing.assert_array_equal(cut_group["boxes"][:], group["boxes"][:])
+    full, masks = np.asarray(group["masks"][:]), np.asarray(cut_group["masks"][:])
+    boxes = np.asarray(group["boxes"][:]).reshape(-1, 4)
+    inside = box_masks(boxes, (h, w)).reshape(masks.shape)
+    np.testing.assert_array_equal(masks, full & inside)
 
 
 def test_flow_image_range():

@@ -90,8 +90,10 @@ def test_artifacts(workdir):
     variants = ["motion", "box", "grabcut", "cam", "irn", "flowirn", "stc"]
     assert list(table["variant"]) == variants and (table["frames"] == 2 * FRAMES).all()
     assert 0 < table.set_index("variant").loc["stc", "box_IoU"] <= 1
-    # The filled box at half size, scored at full size, covers its gt mask (box_IoU = J inside the box).
-    assert table.set_index("variant").loc["box", "J"] > 0.3 and table.set_index("variant").loc["box", "AP50"] > 0
+    # Boxes resized with the frames, masks scored at the source size: the filled box covers part of each
+    # object (measured J 0.38 here), GrabCut from the same box more of it.
+    j = table.set_index("variant")["J"]
+    assert 0.3 < j["box"] < j["grabcut"]
     for variant in variants:
         for video in VIDEOS:
             assert (res / "viz" / "pseudo" / variant / f"{video}.png").exists()

@@ -282,7 +282,9 @@ def cmd_segment_predict(args: argparse.Namespace) -> None:
         predict_video_condinst(_images(args.table), args.model, args.out, method=args.method, flow_path=args.flow,
                                params=cfg, **cfg)
         return
-    predict_video(_images(args.table), args.model, args.out, method=args.method, params=cfg, **cfg)
+    # Mask R-CNN's masks lie in their boxes already: mask_in_box is CondInst's option.
+    options = {k: v for k, v in cfg.items() if k != "mask_in_box"}
+    predict_video(_images(args.table), args.model, args.out, method=args.method, params=cfg, **options)
 
 
 def cmd_segment_selftrain_pseudo(args: argparse.Namespace) -> None:

@@ -35,6 +35,7 @@ def predict_video_condinst(
     score_threshold: float = 0.05,
     nms: float = 0.5,
     max_detections: int = 20,
+    mask_in_box: bool = False,
     device: str = "auto",
     params: dict[str, Any] | None = None,
     progress: bool = True,
@@ -49,6 +50,7 @@ def predict_video_condinst(
         flow_path: the video's flow artifact (gap 1); required by a two-stream model.
         score_threshold, nms, max_detections, device, params, progress: as
             :func:`wsvis.maskconsist.predict.predict_video`.
+        mask_in_box: masks cut to their detected boxes (:meth:`wsvis.models.condinst.CondInst.detect`).
 
     Returns:
         ``out`` as a Path: masks (T, K, H, W) bool, scores (T, K) float32,
@@ -76,10 +78,12 @@ def predict_video_condinst(
                 raise ValueError(f"{images[t]}: a one-frame video has no flow for the two-stream model")
             flows = [flow_image(f).to(dev)]
         return model.detect([img.to(dev)], flows, score_thresh=score_threshold, nms_thresh=nms,
-                            detections_per_img=max_detections)[0]
+                            detections_per_img=max_detections, mask_in_box=mask_in_box)[0]
 
     return write_video_predictions(
         images, out, detect_frame, method=method, categories=list(meta["categories"]), max_detections=max_detections,
-        params=params, attrs={"score_threshold": score_threshold, "nms": nms, "model_method": meta.get("method")},
+        params=params,
+        attrs={"score_threshold": score_threshold, "nms": nms, "mask_in_box": mask_in_box,
+               "model_method": meta.get("method")},
         progress=progress,
     )

@@ -265,13 +265,17 @@ class CondInst(nn.Module):
     @torch.no_grad()
     def detect(self, images: list[torch.Tensor], flows: list[torch.Tensor] | None = None, *,
                score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_img: int = 100,
-               topk_candidates: int = 1000) -> list[dict[str, torch.Tensor]]:
+               topk_candidates: int = 1000, mask_in_box: bool = False) -> list[dict[str, torch.Tensor]]:
         """Inference: FCOS post-processing (score sqrt(sigmoid(cls) x sigmoid(ctr)), per-level
         top-k, class-wise NMS) keeping each detection's location, then its dynamic mask.
 
         Args:
             images / flows: as :meth:`encode`.
             score_thresh, nms_thresh, detections_per_img, topk_candidates: post-processing.
+            mask_in_box: zero each mask's probabilities outside its detected box (our
+                addition; CondInst does not crop: its masks may spill over the box, and a
+                mask head that has not learned yet covers the whole frame). Mask R-CNN's
+                masks lie in their boxes by construction; this gives CondInst the same.
 
         Returns:
             Per image ``{"boxes" (n, 4) float32 xyxy frame pixels, "labels" (n,) int64 in 1..C,
@@ -314,9 +318,20 @@ class CondInst(nn.Module):
                 probs = F.interpolate(full, size=size, mode="bilinear", align_corners=False)[:, 0].sigmoid()
             else:
                 probs = torch.zeros((0, *size), device=boxes.device)
-            results.append({"boxes": resize_boxes(boxes, in_size, size), "labels": labels, "scores": scores,
-                            "masks": probs})
+            boxes = resize_boxes(boxes, in_size, size)
+            if mask_in_box and len(boxes):
+                probs = probs * _inside(boxes, size).to(probs.dtype)
+            results.append({"boxes": boxes, "labels": labels, "scores": scores, "masks": probs})
         return results
+
+
+def _inside(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(n, H, W) bool: pixel centres inside each xyxy box (the manifest's box convention)."""
+    ys = torch.arange(size[0], device=boxes.device, dtype=boxes.dtype) + 0.5
+    xs = torch.arange(size[1], device=boxes.device, dtype=boxes.dtype) + 0.5
+    inx = (xs[None] >= boxes[:, 0:1]) & (xs[None] < boxes[:, 2:3])
+    iny = (ys[None] >= boxes[:, 1:2]) & (ys[None] < boxes[:, 3:4])
+    return iny[:, :, None] & inx[:, None, :]
 
 
 def build_condinst(
