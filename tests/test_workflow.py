@@ -122,7 +122,7 @@ def test_artifacts(workdir):
     ran = {s.split(":")[0] for s in costs["stage"].iloc[:-1]}
     rules_run = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (REPO / "rules").glob("*.smk")), re.M))
     assert ran == rules_run - {"costs", "report", "selftrain_pseudo"}  # no self-training run here
-    assert abs(costs["share"].iloc[:-1].sum() - 1) < 1e-3
+    assert abs(costs["share"].iloc[:-1].sum() - 1) < 0.05  # shares are written to 3 decimals
 
 
 def test_rerun_plans_nothing(workdir):

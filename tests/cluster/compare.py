@@ -2,8 +2,9 @@
 
 Zarr groups: every array's values, dtype and shape, and the attrs; torch files: every tensor;
 parquet and CSV: the table (a ``seconds`` column is wall time and left out); JSON: the object;
-images: the decoded pixels; other files: the bytes. Logs and resume checkpoints are not
-artifacts and are skipped.
+images: the decoded pixels; other files: the bytes. Logs, resume checkpoints and Snakemake's
+benchmark records are not artifacts and are skipped, and so are the two files that print those
+timings (the cost table and the report page that shows it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import torch
 import zarr
 from PIL import Image
 
-SKIP_DIRS = {"logs", "checkpoints"}
+SKIP_DIRS = {"logs", "checkpoints", "benchmarks"}
+SKIP_FILES = {"metrics/costs.csv", "report/index.html"}
 # Snakemake's directory() marker file inside each Zarr group is not a Zarr node.
 warnings.filterwarnings("ignore", message="Object at .snakemake_timestamp")
 TIME_COLUMNS = {"seconds"}
@@ -31,7 +33,7 @@ def _artifacts(root: Path) -> dict[str, Path]:
     while stack:
         folder = stack.pop()
         for path in sorted(folder.iterdir()):
-            if path.name in SKIP_DIRS or path.name.startswith("."):
+            if path.name in SKIP_DIRS or path.name.startswith(".") or str(path.relative_to(root)) in SKIP_FILES:
                 continue
             if path.is_dir() and not path.name.endswith(".zarr"):
                 stack.append(path)
