@@ -1,13 +1,19 @@
-"""The flow stage: artifact layout, index convention, empty videos, atomicity, gap validation."""
+"""The flow stage: artifact layout, index convention, empty videos, atomicity (also against a
+failing background writer), inline vs background writes, gap validation."""
 
 from __future__ import annotations
+
+import threading
 
 import cv2
 import numpy as np
 import pytest
 
+import wsvis.io.store as store
+
 from wsvis.flow.backends import FLOW_BACKENDS
 from wsvis.flow.stage import compute_video_flow, read_flow
+from wsvis.io.images import FrameError
 from wsvis.io.store import ArtifactError, open_artifact
 
 H, W = 24, 32
@@ -126,3 +132,55 @@ def test_compressor_choice_is_recorded(tmp_path):
     assert open_artifact(out, "flow").attrs["compressor"] == "blosc-lz4"
     with pytest.raises(KeyError, match="nope"):
         compute_video_flow(_frames(tmp_path, 2), tmp_path / "w.zarr", compressor="nope", progress=False)
+
+
+def test_overlapped_and_inline_runs_store_the_same_flow(tmp_path, monkeypatch):
+    import wsvis.flow.stage as stage
+
+    paths = _frames(tmp_path, 5, textured=True)
+    runs = {"inline": (False, 4), "overlap": (True, 4), "overlap, queue of 1": (True, 1)}
+    for name, (overlap, queue) in runs.items():
+        monkeypatch.setattr(stage, "WRITE_QUEUE", queue)
+        compute_video_flow(paths, tmp_path / f"{name}.zarr", gaps=[1, 3], overlap=overlap, progress=False)
+    for gap in (1, 3):
+        for direction in ("forward", "backward"):
+            ref = read_flow(tmp_path / "inline.zarr", gap, direction)[:]
+            assert ref.dtype == np.float16 and np.abs(ref).max() > 0.5
+            for name in ("overlap", "overlap, queue of 1"):
+                np.testing.assert_array_equal(read_flow(tmp_path / f"{name}.zarr", gap, direction)[:], ref)
+
+
+def _background_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(("wsvis-zarr-writer", "wsvis-frame-reader"))]
+
+
+@pytest.mark.parametrize("fail_at", [0, 2])  # pair 0: surfaces at a later put(); pair 2 (the last): at the end
+def test_writer_thread_failure_propagates_and_leaves_no_artifact(tmp_path, monkeypatch, fail_at):
+    real = store._write
+
+    def failing(array, index, value):
+        if index == fail_at and array.path.endswith("backward"):
+            raise OSError("no space left on device")
+        real(array, index, value)
+
+    monkeypatch.setattr(store, "_write", failing)
+    out = tmp_path / "v.zarr"
+    with pytest.raises(OSError, match="no space left"):
+        compute_video_flow(_frames(tmp_path, 4), out, gaps=[1], progress=False)
+    assert not out.exists() and not list(tmp_path.glob(".v.zarr.tmp-*"))
+    assert not _background_threads()
+    with pytest.raises(ArtifactError):
+        open_artifact(out, "flow")
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_unreadable_frame_read_ahead_fails_the_stage(tmp_path, overlap):
+    (tmp_path / "frames").mkdir()
+    paths = _frames(tmp_path / "frames", 5)
+    with open(paths[3], "wb") as f:
+        f.write(b"not a png")
+    out = tmp_path / "v.zarr"
+    with pytest.raises(FrameError, match="00003.png"):
+        compute_video_flow(paths, out, overlap=overlap, progress=False)
+    assert not out.exists() and not list(tmp_path.glob(".v.zarr.tmp-*"))
+    assert not _background_threads()

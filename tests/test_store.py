@@ -1,4 +1,5 @@
-"""Zarr artifact store: round trip, attrs, atomicity against exceptions and SIGKILL."""
+"""Zarr artifact store: round trip, attrs, atomicity against exceptions and SIGKILL, the
+background writer, and Snakemake's marker file inside a store."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import warnings
 
 import numpy as np
 import pytest
 
-from wsvis.io.store import ArtifactError, ArtifactWriter, atomic_file, describe, open_artifact
+import wsvis.io.store as store
+from wsvis.io.store import ArtifactError, ArtifactWriter, BackgroundWriter, atomic_file, describe, open_artifact
 
 
 def test_round_trip_attrs_and_chunks(tmp_path):
@@ -107,3 +111,94 @@ def test_atomic_file(tmp_path):
             raise ValueError
     assert target.read_text() == "{}" and os.listdir(tmp_path) == ["t.json"]
 
+
+
+def _writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "wsvis-zarr-writer"]
+
+
+@pytest.mark.parametrize("maxsize", [0, 1, 4])
+def test_background_writer_writes_in_order_and_casts(tmp_path, maxsize):
+    data = np.random.default_rng(0).normal(size=(6, 5, 7, 2)).astype(np.float32)
+    path = tmp_path / "v.zarr"
+    with ArtifactWriter(path, stage="flow") as w, BackgroundWriter(maxsize) as bg:
+        arr = w.create_array("forward", shape=data.shape, dtype="float16")
+        assert len(_writer_threads()) == (1 if maxsize else 0)
+        for t in range(len(data)):
+            bg.put(arr, t, data[t])
+        bg.put(arr, 0, data[5])  # a later write of the same index wins
+    expected = np.concatenate([data[5:], data[1:]]).astype(np.float16)
+    np.testing.assert_array_equal(open_artifact(path)["forward"][:], expected)
+    assert not _writer_threads()
+
+
+def test_background_writer_rejects_negative_size():
+    with pytest.raises(ValueError, match="maxsize"):
+        BackgroundWriter(-1)
+
+
+@pytest.mark.parametrize("fail_at", [0, 5])  # first write: raised by a later put(); last write: raised at exit
+@pytest.mark.parametrize("maxsize", [0, 2])
+def test_background_writer_error_propagates_and_leaves_no_artifact(tmp_path, monkeypatch, fail_at, maxsize):
+    real = store._write
+    calls = []
+
+    def failing(array, index, value):
+        calls.append(index)
+        if index == fail_at:
+            raise OSError("disk full")
+        real(array, index, value)
+
+    monkeypatch.setattr(store, "_write", failing)
+    path = tmp_path / "v.zarr"
+    with pytest.raises(OSError, match="disk full") as info:
+        with ArtifactWriter(path, stage="flow") as w, BackgroundWriter(maxsize) as bg:
+            arr = w.create_array("forward", shape=(6, 3, 4, 2), dtype="float16")
+            for t in range(6):
+                bg.put(arr, t, np.ones((3, 4, 2), np.float32))
+    if maxsize:
+        assert any("background Zarr writer" in note for note in info.value.__notes__)
+        assert calls[0] == 0 and (fail_at == 5 or calls == [0])  # writes after a failure are skipped
+    assert not path.exists() and os.listdir(tmp_path) == []
+    assert not _writer_threads()
+
+
+def test_background_writer_drops_pending_writes_on_caller_error(tmp_path):
+    path = tmp_path / "v.zarr"
+    with pytest.raises(KeyError):
+        with ArtifactWriter(path, stage="flow") as w, BackgroundWriter(2) as bg:
+            arr = w.create_array("forward", shape=(3, 3, 4, 2), dtype="float16")
+            bg.put(arr, 0, np.ones((3, 4, 2), np.float32))
+            raise KeyError("caller")
+    assert os.listdir(tmp_path) == [] and not _writer_threads()
+
+
+def _with_snakemake_marker(tmp_path):
+    path = tmp_path / "v.zarr"
+    with ArtifactWriter(path, stage="flow") as w:
+        w.write_array("gap_1/forward", np.zeros((2, 3, 4, 2), np.float16))
+    (path / ".snakemake_timestamp").touch()  # what Snakemake writes into a directory() output
+    return path
+
+
+def test_snakemake_marker_gives_no_warning(tmp_path, recwarn):
+    path = _with_snakemake_marker(tmp_path)
+    warnings.simplefilter("always")
+    group = open_artifact(path, "flow")
+    assert [name for name, _ in group.members(max_depth=None)] == ["gap_1", "gap_1/forward"]
+    assert "gap_1/forward: shape=(2, 3, 4, 2)" in describe(path)
+    assert not [str(w.message) for w in recwarn]
+    # only that marker is hidden: another stray file still gets zarr's warning
+    (path / "stray.txt").write_text("x")
+    list(open_artifact(path).members())
+    assert any("stray.txt" in str(w.message) for w in recwarn)
+
+
+def test_inspect_cli_prints_no_warning_for_snakemake_marker(tmp_path):
+    path = _with_snakemake_marker(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-W", "always::UserWarning", "-m", "wsvis.cli", "inspect", str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    assert "gap_1/forward: shape=(2, 3, 4, 2)" in proc.stdout
+    assert proc.stderr == ""

@@ -11,12 +11,22 @@ Artifact ``flow/{video}.zarr`` (see ``DESIGN.md``, "Artifacts"), for every gap �
 
 Chunks are one flow field, ``(1, H, W, 2)``. A video with T <= δ has
 zero-length arrays for that gap.
+
+The float16 cast and the compressed write of each field run in a
+:class:`wsvis.io.store.BackgroundWriter` thread, and the next frame is
+decoded in another one, while the calling thread computes flow: done in
+line they added about half of DIS's own time; overlapped, the stage takes
+little more than DIS alone (``benchmarks/flow_speed.py``). Writes run one
+at a time, so the background work uses at most about one core on top of the
+backend's threads (about half a core for DIS at 854x480): the overlap needs
+that core free.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import zarr
@@ -24,9 +34,14 @@ from tqdm import tqdm
 
 from wsvis.flow.backends import make_flow_backend
 from wsvis.io.images import FrameError, read_image
-from wsvis.io.store import DEFAULT_COMPRESSOR, ArtifactWriter, open_artifact
+from wsvis.io.store import DEFAULT_COMPRESSOR, ArtifactWriter, BackgroundWriter, open_artifact
 
-__all__ = ["compute_video_flow", "read_flow", "INDEX_CONVENTION"]
+__all__ = ["compute_video_flow", "read_flow", "INDEX_CONVENTION", "WRITE_QUEUE"]
+
+#: Flow fields that may wait for the background writer of
+#: :func:`compute_video_flow` (a few, so that a slow write does not stall
+#: DIS, without holding many 3.3 MB float32 fields in memory).
+WRITE_QUEUE = 4
 
 INDEX_CONVENTION = {
     "forward": "forward[t]: flow frame t -> t+gap, on frame t's pixel grid",
@@ -46,6 +61,24 @@ def _check_gaps(gaps: Sequence[int]) -> list[int]:
     return sorted(int(g) for g in gaps)
 
 
+def _decode_ahead(paths: Sequence[str], reader: ThreadPoolExecutor | None) -> Iterator[np.ndarray]:
+    """Yield the decoded frames of ``paths`` in order, (H, W, 3) uint8 RGB.
+
+    With a ``reader``, frame i+1 is decoded in its thread while the caller
+    works on frame i (``cv2.imdecode`` releases the GIL); without one, each
+    frame is decoded when asked for. Errors of :func:`read_image` are raised
+    at the frame they concern.
+    """
+    if reader is None:
+        yield from (read_image(p) for p in paths)
+        return
+    ahead = reader.submit(read_image, paths[0]) if paths else None
+    for i in range(len(paths)):
+        img = ahead.result()
+        ahead = reader.submit(read_image, paths[i + 1]) if i + 1 < len(paths) else None
+        yield img
+
+
 def compute_video_flow(
     images: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -56,6 +89,7 @@ def compute_video_flow(
     params: dict[str, Any] | None = None,
     compressor: str = DEFAULT_COMPRESSOR,
     progress: bool = True,
+    overlap: bool = True,
 ) -> None:
     """Compute forward and backward flow of one video for every gap and write the flow artifact.
 
@@ -68,12 +102,20 @@ def compute_video_flow(
         params: the whole ``flow`` config section, stored in attrs ``params``.
         compressor: a key of :data:`wsvis.io.store.COMPRESSORS`.
         progress: show a tqdm bar over frames.
+        overlap: decode the next frame and cast, compress and write finished
+            flow fields in background threads while the calling thread
+            computes flow (at most :data:`WRITE_QUEUE` fields wait, each an
+            (H, W, 2) float32 array: 3.3 MB at 854x480). ``False`` does all
+            of it in the calling thread, one step after the other (the
+            stage before the overlap: the baseline of
+            ``benchmarks/flow_speed.py``); the artifact is the same.
 
     Writes ``gap_<δ>/forward`` and ``gap_<δ>/backward``, each (T-δ, H, W, 2)
     float16 pixels (module docstring gives the index convention), with group
     attrs ``backend``, ``backend_options``, ``gaps``, ``params``,
     ``frame_size`` (H, W), ``units``, ``num_frames`` and ``index_convention``.
-    Written atomically: on any error nothing appears at ``out``.
+    Written atomically: on any error, in the calling thread or a background
+    one, nothing appears at ``out`` and the error propagates.
 
     Each frame is decoded once: a cache holds the last ``max(gaps)`` frames.
 
@@ -82,6 +124,8 @@ def compute_video_flow(
         ValueError: a bad gap (message names ``flow.gaps``), an unknown
             backend or option, or an empty ``images`` list.
         FrameError: a frame is unreadable or differs in size from frame 0.
+        OSError: and any other error of the Zarr write, re-raised from the
+            writer thread.
     """
     gaps = _check_gaps(gaps)
     images = [os.fspath(p) for p in images]
@@ -100,21 +144,28 @@ def compute_video_flow(
         "num_frames": num,
         "index_convention": INDEX_CONVENTION,
     }
+    # Entered in this order, the frame reader and then the background writer
+    # are joined (and the writer's errors raised) before ArtifactWriter
+    # renames or deletes the group. An executor starts its thread only when
+    # given work, so overlap=False starts none.
     with ArtifactWriter(
         out, stage="flow", params=params, frame_size=(h, w), units=units, attrs=attrs, compressor=compressor
-    ) as writer:
+    ) as writer, BackgroundWriter(WRITE_QUEUE if overlap else 0) as fields, ThreadPoolExecutor(
+        1, thread_name_prefix="wsvis-frame-reader"
+    ) as reader:
         arrays = {}
         for g in gaps:
             n = max(num - g, 0)
             arrays[g] = tuple(
                 writer.create_array(f"gap_{g}/{d}", shape=(n, h, w, 2), dtype="float16") for d in ("forward", "backward")
             )
+        frames = _decode_ahead(images[1:], reader if overlap else None)
         cache: dict[int, np.ndarray] = {0: first}
         bar = tqdm(range(num), desc=f"flow {os.path.basename(os.fspath(out))}", unit="frame", disable=not progress)
         for t in bar:
             # frame t is the later frame of the pairs (t - g, t) for every gap g
-            if t not in cache:
-                img = read_image(images[t])
+            if t > 0:
+                img = next(frames)
                 if img.shape != first.shape:
                     raise FrameError(f"{images[t]}: frame size {img.shape[:2]} differs from {images[0]} {(h, w)}")
                 cache[t] = img
@@ -123,8 +174,8 @@ def compute_video_flow(
                 if s < 0:
                     continue
                 fwd, bwd = arrays[g]
-                fwd[s] = flow_fn(cache[s], cache[t]).astype(np.float16)
-                bwd[s] = flow_fn(cache[t], cache[s]).astype(np.float16)
+                fields.put(fwd, s, flow_fn(cache[s], cache[t]))  # cast to float16 in the writer
+                fields.put(bwd, s, flow_fn(cache[t], cache[s]))
             cache.pop(t - gaps[-1], None)
 
 

@@ -12,7 +12,15 @@ is written and opened:
 * :func:`open_artifact` refuses a group that lacks the ``complete`` marker, or
   whose ``stage`` differs from the one the caller expects;
 * every group carries ``wsvis_version``, ``stage``, the stage's ``params``,
-  ``frame_size`` (H, W in pixels) and ``units``.
+  ``frame_size`` (H, W in pixels) and ``units``;
+* :class:`BackgroundWriter` casts, compresses and writes frames in a second
+  thread while the caller computes the next ones (written in line, the
+  flow stage's cast and write cost about half of DIS's own time, see
+  ``benchmarks/flow_speed.py``);
+* readers (:func:`open_artifact`, :func:`describe`) hide the
+  ``.snakemake_timestamp`` marker that Snakemake writes inside directory
+  outputs, which zarr would otherwise warn about on every listing of the
+  group's members.
 
 Arrays are chunked one frame per chunk (``(1, *frame_shape)``) and compressed
 with :data:`DEFAULT_COMPRESSOR` unless the caller names another one from
@@ -23,15 +31,18 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, ZstdCodec
+from zarr.storage import LocalStore
 
 from wsvis import __version__
 
@@ -40,6 +51,7 @@ __all__ = [
     "DEFAULT_COMPRESSOR",
     "ArtifactError",
     "ArtifactWriter",
+    "BackgroundWriter",
     "atomic_file",
     "open_artifact",
     "describe",
@@ -249,6 +261,128 @@ class ArtifactWriter:
         return False
 
 
+_STOP = object()
+
+
+def _write(array: zarr.Array, index: Any, value: np.ndarray) -> None:
+    array[index] = np.asarray(value, dtype=array.dtype)
+
+
+class BackgroundWriter:
+    """Write array regions in one background thread while the caller computes the next ones.
+
+    Use inside an :class:`ArtifactWriter`, entered after it so that it exits
+    (and joins its thread) before the group is renamed or deleted::
+
+        with ArtifactWriter(out, stage="flow", ...) as w, BackgroundWriter(maxsize=4) as bg:
+            fwd = w.create_array("gap_1/forward", shape=(T - 1, H, W, 2), dtype="float16")
+            for t in range(T - 1):
+                bg.put(fwd, t, flow_t)  # (H, W, 2) float32, cast to float16 in the writer
+
+    The overlap is real parallelism, not just reordering: OpenCV, numpy's
+    casts and the Blosc/Zstd codecs release the GIL, so the writer's cast and
+    compression run on a second core while the caller is inside e.g. DIS.
+    Writes run in ``put`` order, one at a time.
+
+    Args:
+        maxsize: writes that may wait in the queue (each keeps its ``value``
+            in memory); ``put`` blocks while the queue is full. ``0`` writes
+            synchronously in the calling thread and starts no thread.
+
+    Raises:
+        ValueError: ``maxsize < 0``.
+
+    Errors: an exception raised by a write is re-raised in the calling thread
+    by the next :meth:`put` or, at the latest, when the ``with`` block ends
+    (with a note naming the array and index); the writes after it are
+    skipped. So an enclosing :class:`ArtifactWriter` sees the exception and
+    deletes its temporary directory: no complete-looking artifact remains.
+    When the ``with`` block ends with an exception, pending writes are
+    dropped.
+    """
+
+    def __init__(self, maxsize: int = 4) -> None:
+        if maxsize < 0:
+            raise ValueError(f"BackgroundWriter: maxsize must be >= 0, got {maxsize}")
+        self.maxsize = int(maxsize)
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._abort = False
+
+    def __enter__(self) -> "BackgroundWriter":
+        if self.maxsize > 0:
+            self._queue = queue.Queue(self.maxsize)
+            self._thread = threading.Thread(target=self._run, name="wsvis-zarr-writer", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            # after a failure keep draining, so that a put() blocked on a full queue wakes up
+            if self._error is not None or self._abort:
+                continue
+            array, index, value = item
+            try:
+                _write(array, index, value)
+            except BaseException as exc:  # re-raised in the caller's thread
+                exc.add_note(f"raised in the background Zarr writer writing {array.path}[{index!r}]")
+                self._error = exc
+
+    def put(self, array: zarr.Array, index: Any, value: np.ndarray) -> None:
+        """Queue ``array[index] = value`` (cast to ``array.dtype``); do not modify ``value`` afterwards.
+
+        Raises:
+            BaseException: the exception of an earlier failed write.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._queue is None:
+            _write(array, index, value)
+        else:
+            self._queue.put((array, index, value))
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._thread is not None:
+            assert self._queue is not None
+            self._abort = exc_type is not None
+            self._queue.put(_STOP)
+            self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
+        return False
+
+
+#: Files that other tools put inside an artifact directory and zarr must not
+#: see: Snakemake's marker of a ``directory()`` output.
+_FOREIGN_FILES = frozenset({".snakemake_timestamp"})
+
+
+class _ArtifactStore(LocalStore):
+    """A local Zarr store whose root listing hides :data:`_FOREIGN_FILES`.
+
+    zarr lists a group's directory to find its members and warns
+    (``ZarrUserWarning: Object at .snakemake_timestamp is not recognized as a
+    component of a Zarr hierarchy``) on each file that is neither an array
+    nor a group. Hiding exactly these names at the root keeps every other
+    stray file visible to zarr's check.
+    """
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        async for key in super().list_dir(prefix):
+            if prefix.strip("/") or key not in _FOREIGN_FILES:
+                yield key
+
+
+def _open_read(path: Path) -> zarr.Group:
+    """Open the group at ``path`` read-only, blind to :data:`_FOREIGN_FILES`."""
+    return zarr.open_group(store=_ArtifactStore(path, read_only=True), mode="r")
+
+
 def open_artifact(path: str | os.PathLike, stage: str | None = None) -> zarr.Group:
     """Open a complete artifact group read-only.
 
@@ -270,7 +404,7 @@ def open_artifact(path: str | os.PathLike, stage: str | None = None) -> zarr.Gro
     if not path.is_dir():
         raise ArtifactError(f"{path}: no such artifact (run the stage that writes it first)")
     try:
-        group = zarr.open_group(str(path), mode="r")
+        group = _open_read(path)
     except Exception as exc:  # zarr raises several types for a non-group
         raise ArtifactError(f"{path}: not a Zarr group ({exc})") from exc
     if group.attrs.get("complete") is not True:
@@ -291,7 +425,7 @@ def describe(path: str | os.PathLike) -> str:
     """
     path = Path(path)
     try:
-        group = zarr.open_group(str(path), mode="r")
+        group = _open_read(path)
     except Exception as exc:
         raise ArtifactError(f"{path}: not a Zarr group ({exc})") from exc
     lines = [f"{path}"]
