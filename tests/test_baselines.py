@@ -108,6 +108,18 @@ def test_grabcut_uncuttable_boxes_stay_filled():
         grabcut_mask(img.astype(np.float32), np.array([0.0, 0.0, 5.0, 5.0]))
 
 
+def test_grabcut_that_keeps_nothing_falls_back_to_the_box(monkeypatch):
+    import cv2
+
+    def cut_everything(img, mask, rect, bgd, fgd, iterations, mode):
+        mask[:] = cv2.GC_BGD
+
+    monkeypatch.setattr(cv2, "grabCut", cut_everything)
+    img, _ = _disc_frame()
+    cut = grabcut_mask(img, np.array([34.0, 18.0, 94.0, 78.0]))
+    assert cut.sum() == 60 * 60 and cut[18:78, 34:94].all()
+
+
 def test_box_instances_fill_boxes_largest_first():
     boxes = np.array([[2.0, 2.0, 4.0, 5.0], [0.0, 0.0, 8.0, 8.0]])
     masks, classes, scores = box_instances(boxes, np.array([1, 2]), (10, 10))

@@ -12,7 +12,8 @@
   (clipped to the frame; ``None`` = the whole frame): the background colour
   model then describes the object's surroundings, and a frame with several
   boxes costs a few small cuts. A box with no background around it (it
-  covers the crop) or thinner than 2 pixels cannot be cut and stays filled.
+  covers the crop) or thinner than 2 pixels cannot be cut and stays filled, and
+  so does a box whose cut keeps no pixel (the box says an object is there).
   OpenCV's RNG (GMM initialisation) is re-seeded before every cut, so
   results are reproducible.
 
@@ -78,7 +79,7 @@ def grabcut_mask(
 
     Returns:
         (H, W) bool, foreground (definite or probable) inside the box; the
-        filled box where the box cannot be cut.
+        filled box where the box cannot be cut or the cut keeps no pixel.
 
     Raises:
         ValueError: ``image`` not (H, W, 3) uint8; ``iterations`` < 1.
@@ -118,7 +119,9 @@ def grabcut_mask(
     cv2.grabCut(crop, mask, rect, bgd, fgd, int(iterations), mode)
     out = np.zeros((h, w), bool)
     out[cy1:cy2, cx1:cx2] = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
-    return out & filled
+    out &= filled
+    # The box says an object is there: a cut that keeps nothing failed, and the box is the better guess.
+    return out if out.any() else filled
 
 
 def grabcut_instances(
