@@ -14,6 +14,23 @@ DEMO = REPO / "resources" / "demo"
 torch.set_num_threads(2)
 
 
+def assert_two_runs_identical(train) -> None:
+    """Run ``train(name)`` (a full training into ``name``, returning its model.pt path) for "a" and
+    "b": every forward runs in torch's deterministic mode, the mode is off afterwards, and the two
+    state_dicts are bit-identical."""
+    modes = set()
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda *_: modes.add(torch.are_deterministic_algorithms_enabled()))
+    try:
+        a, b = (torch.load(train(d), weights_only=True)["model"] for d in ("a", "b"))
+    finally:
+        hook.remove()
+    assert modes == {True} and not torch.are_deterministic_algorithms_enabled()  # on while training, then restored
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def shared(*parts: str) -> Path:
     """Path under ../shared/data; skips the test when that folder is absent."""
     path = SHARED_DATA.joinpath(*parts)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import DEMO
+from conftest import DEMO, assert_two_runs_identical
 from wsvis.cam import (
     CAMNet,
     compute_cam_floor,
@@ -158,18 +158,8 @@ def test_train_resume_matches_uninterrupted_run(tiny_table, tmp_path):
 
 def test_two_runs_give_identical_weights(tiny_table, tmp_path):
     """Same seed, two uninterrupted runs: bit-identical weights, every forward in deterministic mode."""
-    modes = set()
-    hook = torch.nn.modules.module.register_module_forward_pre_hook(
-        lambda *_: modes.add(torch.are_deterministic_algorithms_enabled()))
-    try:
-        a, b = (torch.load(train_cam(tiny_table, CATS, tmp_path / d, checkpoint_every=100, **{**TRAIN_KW, "epochs": 1}),
-                           weights_only=True)["model"] for d in ("a", "b"))
-    finally:
-        hook.remove()
-    assert modes == {True} and not torch.are_deterministic_algorithms_enabled()  # on while training, then restored
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    assert_two_runs_identical(
+        lambda d: train_cam(tiny_table, CATS, tmp_path / d, checkpoint_every=100, **{**TRAIN_KW, "epochs": 1}))
 
 
 def test_train_rejects_unknown_tags(tiny_table, tmp_path):

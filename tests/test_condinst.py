@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DEMO
+from conftest import DEMO, assert_two_runs_identical
 from wsvis.boxsup.predict import predict_video_condinst
 from wsvis.stc.stage import box_masks
 from wsvis.boxsup.train import box_mask_losses, flow_image, param_groups, train_condinst
@@ -113,18 +113,7 @@ def test_two_runs_give_identical_weights(clip, tmp_path):
     frames, boxes, classes, flow, _ = clip
     kw = dict(method="boxinst_flow", categories=CATEGORIES, flow_paths=[flow], **TINY,
               **{**SCHEDULE, "iterations": 2, "batch_size": 2, "clip_grad_norm": 1.0})
-    modes = set()
-    hook = torch.nn.modules.module.register_module_forward_pre_hook(
-        lambda *_: modes.add(torch.are_deterministic_algorithms_enabled()))
-    try:
-        a, b = (torch.load(train_condinst([frames], [boxes], [classes], tmp_path / d, **kw), weights_only=True)["model"]
-                for d in ("a", "b"))
-    finally:
-        hook.remove()
-    assert modes == {True} and not torch.are_deterministic_algorithms_enabled()  # on while training, then restored
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    assert_two_runs_identical(lambda d: train_condinst([frames], [boxes], [classes], tmp_path / d, **kw))
 
 
 def test_stcseg_trains_on_stc_pseudo_labels(clip, tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import assert_two_runs_identical
 from wsvis.irn.train import load_irn, train_irn
 
 BIG_H, BIG_W = 40, 52
@@ -70,18 +71,8 @@ def test_two_runs_give_identical_weights(tmp_path):
     """Same seed, two uninterrupted flowIRN runs: bit-identical weights (displacement mean included),
     every forward in deterministic mode."""
     images, labels, flows = _inputs(tmp_path)
-    modes = set()
-    hook = torch.nn.modules.module.register_module_forward_pre_hook(
-        lambda *_: modes.add(torch.are_deterministic_algorithms_enabled()))
-    try:
-        a, b = (torch.load(train_irn(images, labels, flows, tmp_path / d, flow_boundary=True, **{**KW, "epochs": 1}),
-                           weights_only=True)["model"] for d in ("a", "b"))
-    finally:
-        hook.remove()
-    assert modes == {True} and not torch.are_deterministic_algorithms_enabled()  # on while training, then restored
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    assert_two_runs_identical(
+        lambda d: train_irn(images, labels, flows, tmp_path / d, flow_boundary=True, **{**KW, "epochs": 1}))
 
 
 def test_training_moves_the_branches_only(tmp_path):

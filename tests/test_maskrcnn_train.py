@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DEMO
+from conftest import DEMO, assert_two_runs_identical
 from wsvis.flow.stage import compute_video_flow
 from wsvis.io.images import read_image, read_mask
 from wsvis.io.predictions import read_predictions
@@ -116,18 +116,7 @@ def test_two_runs_give_identical_weights(clip, tmp_path):
     frames, pseudo, flow = clip
     kw = dict(method="maskconsist", categories=CATEGORIES, delta=2, iterations=2, batch_size=1, clip_grad_norm=1.0,
               rois_per_image=64, device="cpu", progress=False, **TINY)
-    modes = set()
-    hook = torch.nn.modules.module.register_module_forward_pre_hook(
-        lambda *_: modes.add(torch.are_deterministic_algorithms_enabled()))
-    try:
-        a, b = (torch.load(train_maskrcnn([frames], [pseudo], [flow], tmp_path / d, **kw), weights_only=True)["model"]
-                for d in ("a", "b"))
-    finally:
-        hook.remove()
-    assert modes == {True} and not torch.are_deterministic_algorithms_enabled()  # on while training, then restored
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    assert_two_runs_identical(lambda d: train_maskrcnn([frames], [pseudo], [flow], tmp_path / d, **kw))
 
 
 def test_train_predict_and_selftrain(clip, tmp_path):
