@@ -72,6 +72,8 @@ rule train_irn:
 ruleorder: cam_floor > pseudo_irn
 ruleorder: pseudo_stc > pseudo_irn
 ruleorder: pseudo_baseline > pseudo_irn
+ruleorder: cam_floor > pseudo_baseline
+ruleorder: pseudo_stc > pseudo_baseline
 
 
 rule pseudo_irn:
