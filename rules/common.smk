@@ -118,3 +118,15 @@ def run_flows(run, stage, video=None):
     if not run_uses_flow(RUN_SPECS[run], stage):
         return []
     return expand(FLOW_ZARR, video=video if video is not None else TRAIN_VIDEOS)
+
+
+def baseline_flow(wc):
+    """The flow artifact the motion baseline reads (none for box, grabcut).
+
+    Raises KeyError for a variant that is not a baseline: under remote default storage (Kubernetes
+    profile) Snakemake 9 does not apply the wildcard constraint, and a failing input function is
+    how this rule drops out for pseudo/irn/... (as train_irn does for pseudo/cam/...).
+    """
+    if wc.variant not in BASELINE_VARIANTS:
+        raise KeyError(f"{wc.variant!r} is not a baseline")
+    return [FLOW_ZARR.format(video=wc.video)] if wc.variant == "motion" else []
