@@ -26,6 +26,14 @@ __all__ = ["COST_COLUMNS", "cost_table", "write_cost_table"]
 COST_COLUMNS = ["stage", "jobs", "wall_s", "cpu_s", "max_rss_mb", "share"]
 
 
+def _column(record: pd.DataFrame, name: str) -> pd.Series:
+    """A benchmark column as floats; missing column or "NA" cells (Snakemake writes them when it
+    could not measure) count as 0."""
+    if name not in record.columns:
+        return pd.Series([0.0])
+    return pd.to_numeric(record[name], errors="coerce").fillna(0.0).astype(float)
+
+
 def _stage(rel: Path, videos: set[str]) -> str:
     parts = list(rel.with_suffix("").parts)
     if len(parts) > 1 and parts[-1] in videos:
@@ -63,8 +71,8 @@ def cost_table(benchmark_dir: str | os.PathLike, videos: Iterable[str] = ()) -> 
             {
                 "stage": _stage(path.relative_to(root), videos),
                 "wall_s": float(record["s"].sum()),
-                "cpu_s": float(pd.to_numeric(record.get("cpu_time", 0.0), errors="coerce").fillna(0).sum()),
-                "max_rss_mb": float(pd.to_numeric(record.get("max_rss", 0.0), errors="coerce").fillna(0).max()),
+                "cpu_s": _column(record, "cpu_time").sum(),
+                "max_rss_mb": _column(record, "max_rss").max(),
             }
         )
     jobs = pd.DataFrame(rows, columns=["stage", "wall_s", "cpu_s", "max_rss_mb"])
