@@ -221,7 +221,7 @@ def test_compute_video_cams_artifact(tmp_path, random_model):
     out = tmp_path / "cam" / "blackswan.zarr"
     tags = [["bird"], ["bird", "dog"], []]
     compute_video_cams(frames, tags, CATS, random_model, flow_path, out, scales=(1.0,), amplification=2.0,
-                       percentile=80.0, compensate_camera=False, device="cpu", params={"x": 1}, progress=False)
+                       percentile=80.0, compensation="none", device="cpu", params={"x": 1}, progress=False)
     cam, fcam, cats, attrs = read_cams(out)
     assert cats == CATS
     assert cam.shape == fcam.shape == (3, 3, 15, 27)
@@ -252,16 +252,16 @@ def test_compute_video_cams_one_frame_and_errors(tmp_path, random_model):
     frames = _tiny_frames(tmp_path, "dog", 1)
     out = tmp_path / "cam" / "dog.zarr"
     compute_video_cams(frames, [["dog"]], CATS, random_model, None, out, scales=(1.0,), amplification=2.0,
-                       percentile=80.0, compensate_camera=False, device="cpu", progress=False)
+                       percentile=80.0, compensation="none", device="cpu", progress=False)
     cam, fcam, _, attrs = read_cams(out)
     assert cam.shape == (1, 3, 15, 27)
     np.testing.assert_array_equal(cam[:], fcam[:])
     assert attrs["fcam_flow"].startswith("none")
     with pytest.raises(ValueError, match="differ"):
         compute_video_cams(frames, [["dog"]], ["dog", "bird", "car"], random_model, None, tmp_path / "x.zarr",
-                           scales=(1.0,), amplification=2.0, percentile=80.0, compensate_camera=False,
+                           scales=(1.0,), amplification=2.0, percentile=80.0, compensation="none",
                            device="cpu", progress=False)
     with pytest.raises(ValueError, match="not in the category list"):
         compute_video_cams(frames, [["cat"]], CATS, random_model, None, tmp_path / "x.zarr", scales=(1.0,),
-                           amplification=2.0, percentile=80.0, compensate_camera=False, device="cpu", progress=False)
+                           amplification=2.0, percentile=80.0, compensation="none", device="cpu", progress=False)
     assert not (tmp_path / "x.zarr").exists()

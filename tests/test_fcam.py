@@ -51,20 +51,46 @@ def test_fcam_camera_compensation_pure_pan_amplifies_nothing():
     cam, _ = _random(4)
     pan = np.zeros((80, 120, 2), np.float16)
     pan[..., 0], pan[..., 1] = 7.5, -2.0
-    _, moving = flow_amplified_cam(cam, pan, compensate_camera=True)
+    _, moving = flow_amplified_cam(cam, pan, compensation="median")
     assert not moving.any()
     # Ties at T are not amplified (strict >): a constant magnitude at CAM resolution amplifies nothing either.
-    _, moving = flow_amplified_cam(cam, pan[:20, :30], compensate_camera=False)
+    _, moving = flow_amplified_cam(cam, pan[:20, :30], compensation="none")
     assert not moving.any()
 
 
 def test_fcam_camera_compensation_removes_a_pan():
     cam, flow = _random(5)
     flow[30:50, 40:80] += 10.0  # a moving object
-    _, still = flow_amplified_cam(cam, flow, compensate_camera=True)
-    _, panned = flow_amplified_cam(cam, flow + np.float32([4.0, -3.0]), compensate_camera=True)
+    _, still = flow_amplified_cam(cam, flow, compensation="median")
+    _, panned = flow_amplified_cam(cam, flow + np.float32([4.0, -3.0]), compensation="median")
     np.testing.assert_array_equal(still, panned)
     assert panned[8:12, 10:20].all()
+
+
+def test_fcam_homography_compensation_finds_the_object_in_a_zoom():
+    # A zoom about the frame centre (flow grows with the distance to it) plus a 20x40 object moving
+    # 6 px right: only the homography removes the zoom, so only it amplifies the object alone.
+    cam = np.ones((1, 20, 30), np.float32)
+    ys, xs = np.mgrid[0:80, 0:120].astype(np.float32)
+    flow = np.stack([(xs - 60) * 0.08, (ys - 40) * 0.08], axis=-1)
+    flow[28:48, 40:80, 0] += 6.0
+    obj = np.zeros((20, 30), bool)
+    obj[7:12, 10:20] = True
+    _, moving = flow_amplified_cam(cam, flow, percentile=92.0, compensation="homography")
+    assert moving[~obj].sum() == 0 and moving[obj].mean() >= 0.9  # 45 cells above T, all on the object
+    for weaker in ("none", "median"):  # the zoom's borders take 30-45 % of the amplified cells
+        _, moving = flow_amplified_cam(cam, flow, percentile=92.0, compensation=weaker)
+        assert moving[obj].mean() <= 0.7
+
+
+def test_fcam_normalize_gives_maximum_one_per_tagged_class():
+    cam, flow = _random(6)
+    cam[1] = 0.0  # an untagged class stays zero
+    fcam, moving = flow_amplified_cam(cam, flow, amplification=5.0, normalize=True)
+    raw, same = flow_amplified_cam(cam, flow, amplification=5.0)
+    np.testing.assert_array_equal(moving, same)
+    np.testing.assert_allclose(fcam.reshape(3, -1).max(1), [1.0, 0.0, 1.0], atol=1e-5)
+    np.testing.assert_allclose(fcam[0], raw[0] / (raw[0].max() + 1e-5), rtol=1e-6)
 
 
 def test_fcam_presets_and_errors():
@@ -77,6 +103,8 @@ def test_fcam_presets_and_errors():
         flow_amplified_cam(cam, flow[..., 0])
     with pytest.raises(ValueError, match="cam"):
         flow_amplified_cam(cam[0], flow)
+    with pytest.raises(ValueError, match="compensation"):
+        flow_amplified_cam(cam, flow, compensation="rotation")
 
 
 def test_cam_floor_instances_blobs():

@@ -13,7 +13,7 @@ Artifact ``cam/{video}.zarr`` (``DESIGN.md``, "Artifacts"):
 
 Attrs: ``categories`` (channel order; category id = index + 1), ``stride``
 (4), ``frame_size``, ``num_frames``, ``scales``, ``amplification``,
-``percentile``, ``compensate_camera``, ``fcam_flow``, ``model`` (file name),
+``percentile``, ``compensation``, ``normalize``, ``fcam_flow``, ``model`` (file name),
 ``params``, ``units``.
 """
 
@@ -51,7 +51,8 @@ def compute_video_cams(
     scales: Sequence[float] = DEFAULT_SCALES,
     amplification: float = 2.0,
     percentile: float = 80.0,
-    compensate_camera: bool = False,
+    compensation: str = "none",
+    normalize: bool = False,
     device: str = "auto",
     params: dict[str, Any] | None = None,
     compressor: str = DEFAULT_COMPRESSOR,
@@ -69,8 +70,9 @@ def compute_video_cams(
             amplification (``fcam = cam``).
         out: artifact path (``results/{dataset}/cam/{video}.zarr``).
         scales: CAM inference scales (IRN 1.0, 0.5, 1.5, 2.0).
-        amplification, percentile, compensate_camera: flowIRN Eq. 2 settings
-            (:data:`wsvis.cam.fcam.FCAM_PRESETS`).
+        amplification, percentile: flowIRN Eq. 2 settings
+            (:data:`wsvis.cam.fcam.FCAM_PRESETS`); compensation, normalize: our
+            additions (:func:`wsvis.cam.fcam.flow_amplified_cam`).
         device: ``"auto"`` | ``"cpu"`` | ``"cuda[:N]"``.
         params: the ``cam`` config section, stored in attrs.
         compressor: a key of :data:`wsvis.io.store.COMPRESSORS`.
@@ -124,13 +126,14 @@ def compute_video_cams(
         "scales": list(scales),
         "amplification": amplification,
         "percentile": percentile,
-        "compensate_camera": compensate_camera,
+        "compensation": compensation,
+        "normalize": bool(normalize),
         "fcam_flow": fcam_flow,
         "model": Path(model_path).name,
     }
     units = {
         "cam": "class activation, tagged classes max-normalised to [0, 1]",
-        "fcam": "flow-amplified class activation (cam times 1 or A)",
+        "fcam": "flow-amplified class activation (cam times 1 or A; divided by its maximum with normalize)",
     }
     with ArtifactWriter(
         out, stage="cam", params=params, frame_size=(H, W), units=units, attrs=attrs, compressor=compressor
@@ -149,7 +152,9 @@ def compute_video_cams(
                 fcam_arr[t] = cam.astype(np.float16)
                 continue
             flow = forward[t] if t < T - 1 else backward[T - 2]
-            fcam, moving = flow_amplified_cam(cam, flow, amplification, percentile, compensate_camera)
+            fcam, moving = flow_amplified_cam(
+                cam, flow, amplification, percentile, compensation=compensation, normalize=normalize
+            )
             fcam_arr[t] = fcam.astype(np.float16)
             moving_fraction.append(float(moving.mean()))
         writer.update_attrs({"moving_fraction": moving_fraction})
