@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+import time
 
 import cv2
 import numpy as np
@@ -51,6 +52,30 @@ def test_checkpoint_dir_kept_for_same_config_and_emptied_for_new(tmp_path):
     assert (folder / "ckpt_10.pt").exists()
     prepare_checkpoint_dir(folder, {"lr": 0.01})  # changed params: start afresh
     assert not (folder / "ckpt_10.pt").exists() and (folder / "config.json").exists()
+
+
+def test_checkpoint_dir_emptied_when_an_input_is_rewritten(tmp_path):
+    # A training killed after a checkpoint, then its labels rewritten (an upstream change): the
+    # rerun must not resume from weights fitted to the old labels.
+    from wsvis.io.store import ArtifactWriter
+
+    folder, labels, table = tmp_path / "checkpoints", tmp_path / "labels.zarr", tmp_path / "table.parquet"
+    table.write_bytes(b"t")
+    with ArtifactWriter(labels, stage="ir_labels") as w:
+        w.write_array("labels", np.zeros((2, 3, 3), np.uint8))
+    prepare_checkpoint_dir(folder, {"lr": 0.1}, inputs=[table, labels])
+    (folder / "ckpt_10.pt").write_bytes(b"x")
+    prepare_checkpoint_dir(folder, {"lr": 0.1}, inputs=[table, labels])  # same inputs: resume
+    assert (folder / "ckpt_10.pt").exists()
+    time.sleep(0.01)
+    with ArtifactWriter(labels, stage="ir_labels") as w:  # rewritten in place by the upstream rule
+        w.write_array("labels", np.ones((2, 3, 3), np.uint8))
+    prepare_checkpoint_dir(folder, {"lr": 0.1}, inputs=[table, labels])
+    assert not (folder / "ckpt_10.pt").exists()
+    (folder / "ckpt_10.pt").write_bytes(b"x")
+    table.write_bytes(b"t2")  # a plain file: size and mtime
+    prepare_checkpoint_dir(folder, {"lr": 0.1}, inputs=[table, labels])
+    assert not (folder / "ckpt_10.pt").exists()
 
 
 def test_train_log_drops_rows_after_resume_point(tmp_path):

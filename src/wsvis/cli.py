@@ -89,7 +89,7 @@ def cmd_cam_train(args: argparse.Namespace) -> None:
 
     _set_threads(args.threads)
     cfg = json.loads(args.params)
-    prepare_checkpoint_dir(f"{args.out_dir}/checkpoints", cfg)
+    prepare_checkpoint_dir(f"{args.out_dir}/checkpoints", cfg, inputs=[args.manifest])
     train_cam(
         read_manifest(args.manifest),
         json.loads(args.categories),
@@ -152,7 +152,8 @@ def cmd_irn_train(args: argparse.Namespace) -> None:
         raise ValueError("irn train: --tables, --labels (and --flows when given) must list the same videos")
     if cfg["flow_boundary"] and not args.flows:
         raise ValueError("irn train: the flow-boundary loss needs --flows")
-    prepare_checkpoint_dir(f"{args.out_dir}/checkpoints", cfg)
+    prepare_checkpoint_dir(f"{args.out_dir}/checkpoints", cfg,
+                           inputs=[*args.tables, *args.labels, *(args.flows if cfg["flow_boundary"] else [])])
     train_irn(
         [_images(t) for t in args.tables],
         args.labels,

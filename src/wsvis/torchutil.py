@@ -38,6 +38,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "resume_training",
+    "input_fingerprint",
     "latest_checkpoint",
     "prepare_checkpoint_dir",
     "TrainLog",
@@ -235,17 +236,40 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
-def prepare_checkpoint_dir(folder: str | os.PathLike, config: dict) -> Path:
-    """Make ``folder`` hold only checkpoints of a run with this ``config``.
+def input_fingerprint(paths: Sequence[str | os.PathLike]) -> list[list]:
+    """``[path, mtime_ns, size]`` of each input (a Zarr artifact: of its metadata file).
+
+    What a training's checkpoints depend on besides its parameters. An artifact
+    is replaced as a whole (:class:`wsvis.io.store.ArtifactWriter` renames a new
+    directory into place), so a rewritten one has a new metadata file; a missing
+    path gives ``[path, None, None]``.
+    """
+    out = []
+    for path in paths:
+        path = Path(path)
+        probe = next((path / m for m in ("zarr.json", ".zattrs", ".zgroup") if (path / m).exists()), path)
+        try:
+            st = probe.stat()
+            out.append([str(path), st.st_mtime_ns, st.st_size])
+        except FileNotFoundError:
+            out.append([str(path), None, None])
+    return out
+
+
+def prepare_checkpoint_dir(folder: str | os.PathLike, config: dict,
+                           inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """Make ``folder`` hold only checkpoints of a run with this ``config`` on these ``inputs``.
 
     Checkpoints outlive a killed job on purpose (the rerun resumes from them);
-    but a rerun with *changed* parameters must start afresh, so the folder's
-    ``config.json`` is compared with ``config`` and the folder is emptied when
-    they differ.
+    but a rerun with *changed* parameters or *rewritten* inputs (new IR labels,
+    pseudo-labels, frames: :func:`input_fingerprint`) must start afresh, so the
+    folder's ``config.json`` is compared with both and the folder is emptied
+    when they differ. (Without the inputs, a training killed and then rerun
+    after its labels changed resumed from weights fitted to the old labels.)
     """
     folder = Path(folder)
     stamp = folder / "config.json"
-    wanted = json.dumps(config, sort_keys=True, default=str)
+    wanted = json.dumps({"config": config, "inputs": input_fingerprint(inputs)}, sort_keys=True, default=str)
     if folder.exists() and (not stamp.exists() or stamp.read_text() != wanted):
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,8 @@ Outputs in ``out_dir``: ``checkpoints/ckpt_<it>.pt`` (newest only),
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -391,7 +393,11 @@ def train_condinst(
             "steps": list(steps), "gamma": gamma, "warmup_iters": warmup_iters, "warmup_factor": warmup_factor,
             "hflip": hflip, "clip_grad_norm": clip_grad_norm, "seed": seed, "frames": [len(v.frames) for v in videos],
         }
-        ckpt_dir = prepare_checkpoint_dir(Path(out_dir) / "checkpoints", config)
+        inputs = [p for v in range(n) for p in frames[v]]
+        inputs += [p for p in (pseudo_paths or []) if need_pseudo] + [p for p in (flow_paths or []) if need_flow]
+        box_list = [[np.asarray(b, np.float64).round(2).tolist() for b in vb] for vb in boxes]
+        config["boxes_sha1"] = hashlib.sha1(json.dumps(box_list).encode()).hexdigest()  # the targets, not only the frames
+        ckpt_dir = prepare_checkpoint_dir(Path(out_dir) / "checkpoints", config, inputs=inputs)
         last = latest_checkpoint(ckpt_dir)
         start, train_log = resume_training(last, Path(out_dir) / "train_log.csv", model=model, optimizer=opt,
                                            lr_scheduler=sched)

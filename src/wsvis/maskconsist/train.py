@@ -468,7 +468,8 @@ def train_maskrcnn(
             "warmup_iters": warmup_iters, "warmup_factor": warmup_factor, "clip_grad_norm": clip_grad_norm,
             "frames": [len(v.frames) for v in videos],
         }
-        ckpt_dir = prepare_checkpoint_dir(out_dir / "checkpoints", config)
+        inputs = [p for f in frames for p in f] + list(pseudo_paths) + [p for p in (flow_paths or []) if p is not None]
+        ckpt_dir = prepare_checkpoint_dir(out_dir / "checkpoints", config, inputs=inputs)
         last = latest_checkpoint(ckpt_dir)
         start, train_log = resume_training(last, out_dir / "train_log.csv", model=model, optimizer=opt,
                                            lr_scheduler=sched)
