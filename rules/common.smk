@@ -120,6 +120,24 @@ def run_flows(run, stage, video=None):
     return expand(FLOW_ZARR, video=video if video is not None else TRAIN_VIDEOS)
 
 
+def ir_label_params(source):
+    """The ir_labels section as the labels of one CAM source use it: motion_background (and its
+    margin) only for the fcam labels, so the cam labels of the irn variant stay flow-free and
+    do not rerun when those keys change."""
+    cfg = dict(config["ir_labels"])
+    if source != "fcam":
+        cfg.pop("motion_background", None)
+        cfg.pop("motion_margin", None)
+    return cfg
+
+
+def ir_label_flow(wc):
+    """The flow artifact the fcam IR labels read with ir_labels.motion_background (else none)."""
+    if wc.source == "fcam" and config["ir_labels"].get("motion_background", False):
+        return [FLOW_ZARR.format(video=wc.video)]
+    return []
+
+
 def baseline_flow(wc):
     """The flow artifact the motion baseline reads (none for box, grabcut).
 

@@ -13,6 +13,7 @@ rule ir_labels:
     input:
         table=rules.ingest_video.output.table,
         cam=rules.cam.output.zarr,
+        flow=ir_label_flow,
     output:
         zarr=directory(IR_LABELS),
     log:
@@ -26,10 +27,13 @@ rule ir_labels:
         mem_mb=4000,
         runtime=60,
     params:
-        cfg=to_json(config["ir_labels"]),
+        cfg=lambda wc: to_json(ir_label_params(wc.source)),
+        flow=lambda wc, input: (
+            f"--flow {shlex.quote(input.flow[0])}" if input.flow else ""
+        ),
     shell:
         "wsvis irn labels --table {input.table:q} --cam {input.cam:q} --source {wildcards.source:q} "
-        "--out {output.zarr:q} --params {params.cfg:q} > {log:q} 2>&1"
+        "{params.flow} --out {output.zarr:q} --params {params.cfg:q} > {log:q} 2>&1"
 
 
 rule train_irn:

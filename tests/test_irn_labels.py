@@ -81,3 +81,66 @@ def test_pair_set_counts():
     assert (int(fg.sum()), int(bg.sum()), int(neg.sum())) == (1, 2, 5)
     fgb, _, _ = pair_sets(torch.from_numpy(label)[None].repeat(2, 1, 1), search_offsets(2))
     assert fgb.shape == (2, 4, 2, 3) and int(fgb.sum()) == 2
+
+
+def test_motion_background_turns_still_pixels_with_a_diffuse_cam_into_background():
+    # A CAM of a weak classifier: 0.2 everywhere (above IRN's 0.05, so no background at all) and
+    # 1.0 on a square that moves. With motion_background, still pixels farther than the margin
+    # (2 grid px = 8 image px) from the moving square become background; the square stays fg and
+    # the band around it stays unsure.
+    img = np.full((40, 60, 3), 90, np.uint8)
+    cam = np.full((2, 10, 15), 0.2, np.float32)
+    cam[1] = 0.0  # untagged class
+    cam[0, 3:7, 5:10] = 1.0
+    static = np.ones((40, 60), bool)
+    static[12:28, 20:40] = False  # the moving square (grid rows 3-6, cols 5-9)
+    plain = ir_label(cam, img, crf=False)
+    assert (plain == 0).sum() == 0 and (plain[3:7, 5:10] == 1).all()
+    lab = ir_label(cam, img, crf=False, static=static, motion_margin=2)
+    assert (lab[3:7, 5:10] == 1).all()
+    ring = np.zeros((10, 15), bool)
+    ring[1:9, 3:12] = True  # within 2 grid px of the square
+    ring[3:7, 5:10] = False
+    assert (lab[ring] == 255).all()
+    outside = np.ones((10, 15), bool)
+    outside[0:10, 2:13] = False
+    outside[0, :] = outside[9, :] = True
+    outside[0:10, 0:2] = outside[0:10, 13:] = True
+    assert (lab[outside] == 0).all()
+    with pytest.raises(ValueError, match="static"):
+        ir_label(cam, img, crf=False, static=static[:20])
+
+
+def test_make_video_ir_labels_motion_background_needs_flow_and_reads_it(tmp_path):
+    import cv2
+
+    img = np.full((40, 60, 3), 90, np.uint8)
+    cam = np.full((1, 10, 15), 0.2, np.float32)
+    cam[0, 3:7, 5:10] = 1.0
+    paths = []
+    for t in range(2):
+        p = tmp_path / f"{t:05d}.png"
+        cv2.imwrite(str(p), img)
+        paths.append(p)
+    cams = np.stack([cam, cam]).astype(np.float16)
+    cam_path = tmp_path / "cam.zarr"
+    with ArtifactWriter(cam_path, stage="cam", frame_size=(40, 60), attrs={"categories": ["a"], "stride": 4}) as w:
+        w.write_array("cam", cams)
+        w.write_array("fcam", cams)
+    flow = np.zeros((1, 40, 60, 2), np.float16)
+    flow[0, 12:28, 20:40, 0] = 5.0  # the square moves 5 px right; the camera is still
+    flow_path = tmp_path / "flow.zarr"
+    with ArtifactWriter(flow_path, stage="flow", attrs={"gaps": [1]}) as w:
+        w.write_array("gap_1/forward", flow)
+        w.write_array("gap_1/backward", -flow)
+    out = tmp_path / "labels.zarr"
+    with pytest.raises(ValueError, match="motion_background"):
+        make_video_ir_labels(paths, cam_path, "fcam", out, crf=False, motion_background=True, progress=False)
+    make_video_ir_labels(paths, cam_path, "fcam", out, crf=False, motion_background=True, flow_path=flow_path,
+                         progress=False)
+    labels = read_ir_labels(out)
+    assert (labels[:, 3:7, 5:10] == 1).all() and (labels[:, 0, :] == 0).all() and (labels[:, :, 0] == 0).all()
+    # the cam source never uses motion (Table 4's irn row stays flow-free)
+    make_video_ir_labels(paths, cam_path, "cam", tmp_path / "cam_labels.zarr", crf=False, motion_background=True,
+                         progress=False)
+    assert (read_ir_labels(tmp_path / "cam_labels.zarr") != 0).all()

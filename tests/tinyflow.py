@@ -54,5 +54,13 @@ def tiny_workflow(workdir: Path, videos: tuple[str, ...] = VIDEOS, frames: int =
     base["segment"].update(min_size=64, max_size=112, maskconsist={"delta": 2})
     base["segment"]["train"].update(iterations=2, batch_size=1, checkpoint_every=1)
     base["segment"]["condinst"] = TINY_CONDINST
+    # Every second-stage method, whatever subset the demo runs.
+    base["segment"]["runs"] = [
+        {"name": "maskrcnn", "method": "maskrcnn", "pseudo": "flowirn"},
+        {"name": "maskconsist", "method": "maskconsist", "pseudo": "flowirn"},
+        {"name": "stcseg", "method": "stcseg"},
+        {"name": "boxinst", "method": "boxinst"},
+        {"name": "boxinst_flow", "method": "boxinst_flow"},
+    ]
     base["track"]["trackers"] = ["iou", "stc"]
     return base

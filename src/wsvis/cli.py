@@ -139,7 +139,7 @@ def cmd_irn_labels(args: argparse.Namespace) -> None:
     from wsvis.irn.labels import make_video_ir_labels
 
     cfg = json.loads(args.params)
-    make_video_ir_labels(_images(args.table), args.cam, args.source, args.out, params=cfg, **cfg)
+    make_video_ir_labels(_images(args.table), args.cam, args.source, args.out, flow_path=args.flow, params=cfg, **cfg)
 
 
 def cmd_irn_train(args: argparse.Namespace) -> None:
@@ -529,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cam", required=True)
     p.add_argument("--source", choices=["cam", "fcam"], required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--flow", default=None, help="flow artifact (ir_labels.motion_background)")
     p.add_argument("--params", required=True, help="JSON ir_labels section")
     p.set_defaults(func=cmd_irn_labels)
     p = irn.add_parser("train", help="train IRN (or flowIRN with the flow-boundary loss)")

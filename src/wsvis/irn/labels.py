@@ -8,6 +8,19 @@ image resolution (Krähenbühl & Koltun; IRN's ``crf_inference_label``: unary
 from the hard labels with ground-truth probability 0.7, pairwise Gaussian
 sxy=3 compat=3, bilateral sxy=50 srgb=5 compat=10, 10 mean-field steps).
 
+``motion_background`` (**our addition**, off in IRN / flowIRN): pixels that do
+not move against the camera (:func:`wsvis.baselines.motion.motion_foreground`
+of the camera-compensated flow, the ``motion`` baseline's mask) and are not
+confident foreground become confident background, except within
+``motion_margin`` grid pixels (x4 image pixels) of moving or foreground pixels.
+IRN's background needs *every* CAM below 0.05; a CAM of a weakly trained
+classifier stays above that over most of the frame, so the IR labels had
+almost no background next to the objects, hence almost no foreground /
+background pairs within the radius, and the class-boundary branch learned no
+object contour (the random walk then floods the frame). Only the ``fcam``
+labels (flowIRN's, which already use the flow) take it: the ``cam`` labels of
+the ``irn`` variant stay flow-free, as Table 4's first row.
+
 Labels live on the stride-4 grid ``(ceil(H/4), ceil(W/4))`` of the CAM
 artifact: 0 background, c + 1 for category index c (= category id), 255 unsure.
 
@@ -24,7 +37,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from tqdm import tqdm
+
+from wsvis.baselines.motion import motion_foreground, residual_flow_magnitude
+from wsvis.flow.stage import read_flow
 
 from wsvis.io.images import FrameError, read_image
 from wsvis.io.store import ArtifactWriter, open_artifact
@@ -86,8 +103,10 @@ def ir_label(
     conf_fg_thres: float = 0.30,
     conf_bg_thres: float = 0.05,
     crf: bool = True,
+    static: np.ndarray | None = None,
+    motion_margin: int = 2,
 ) -> np.ndarray:
-    """IR label map of one frame (IRN ``cam_to_ir_label``).
+    """IR label map of one frame (IRN ``cam_to_ir_label``), optionally with motion background.
 
     Args:
         cam: (C, h, w) float CAM (or f-CAM) on the stride-4 grid; a class is
@@ -98,16 +117,23 @@ def ir_label(
         crf: refine with the dense CRF (IRN). ``False`` thresholds the
             upsampled CAMs directly — the substitute when pydensecrf is not
             available; labels are then blockier and less aligned to edges.
+        static: (H, W) bool pixels that do not move against the camera, or
+            None (IRN). Where given, static pixels that are not confident
+            foreground and lie farther than ``motion_margin`` grid pixels from
+            any moving or foreground pixel become background (module docstring).
+        motion_margin: that margin in stride-4 grid pixels (4x in image pixels).
 
     Returns:
         (h, w) uint8: 0 background, c + 1 for class index c, 255 unsure.
         A frame without tags is all background.
 
     Raises:
-        ValueError: the CAM grid does not match the image.
+        ValueError: the CAM grid or ``static`` does not match the image.
         ImportError: ``crf=True`` without pydensecrf.
     """
     cam = np.asarray(cam, dtype=np.float32)
+    if static is not None and np.shape(static) != image.shape[:2]:
+        raise ValueError(f"static mask {np.shape(static)} does not fit a {image.shape[:2]} frame")
     big_h, big_w = image.shape[:2]
     h, w = cam.shape[-2:]
     if (h, w) != (-(-big_h // 4), -(-big_w // 4)):
@@ -130,6 +156,12 @@ def ir_label(
     conf = fg.copy()
     conf[fg == 0] = IGNORE
     conf[(fg == 0) & (bg == 0)] = 0
+    if static is not None:
+        keep_out = ~np.asarray(static, bool) | (fg > 0)
+        if motion_margin > 0:
+            side = 8 * int(motion_margin) + 1
+            keep_out = ndimage.binary_dilation(keep_out, structure=np.ones((side, side), bool))
+        conf[~keep_out] = 0
     # back to the stride-4 grid, nearest (the pixel at each cell's centre)
     ys = np.minimum(np.arange(h) * 4 + 2, big_h - 1)
     xs = np.minimum(np.arange(w) * 4 + 2, big_w - 1)
@@ -182,6 +214,9 @@ def make_video_ir_labels(
     conf_fg_thres: float = 0.30,
     conf_bg_thres: float = 0.05,
     crf: bool = True,
+    motion_background: bool = False,
+    motion_margin: int = 2,
+    flow_path: str | os.PathLike | None = None,
     params: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> None:
@@ -193,17 +228,29 @@ def make_video_ir_labels(
         source: ``"cam"`` (IRN) or ``"fcam"`` (flowIRN's flow-amplified CAMs).
         out: artifact path.
         conf_fg_thres, conf_bg_thres, crf: of :func:`ir_label`.
+        motion_background, motion_margin: static pixels as background
+            (module docstring); applied to the ``fcam`` source only.
+        flow_path: the video's flow artifact (gap 1), needed by
+            ``motion_background`` for ``fcam``; frame t uses ``forward[t]``,
+            the last frame ``backward[T-2]``.
         params: the stage's config section (stored in attrs).
         progress: tqdm bar over frames.
 
     Raises:
-        ValueError: bad ``source`` or frame count differing from the CAMs.
+        ValueError: bad ``source``, frame count differing from the CAMs, or
+            ``motion_background`` for ``fcam`` without a flow artifact.
         ArtifactError: missing / incomplete CAM artifact.
         FrameError: unreadable frame or frame size differing from the CAMs'.
     """
     cams, (big_h, big_w), categories = open_video_cams(cam_path, source, len(images))
     images = [os.fspath(p) for p in images]
     _, _, h, w = cams.shape
+    use_motion = bool(motion_background) and source == "fcam" and len(images) > 1
+    if use_motion and flow_path is None:
+        raise ValueError(f"{out}: ir_labels.motion_background needs the video's flow artifact (--flow)")
+    forward = backward = None
+    if use_motion:
+        forward, backward = read_flow(flow_path, 1, "forward"), read_flow(flow_path, 1, "backward")
     attrs = {
         "categories": categories,
         "source": source,
@@ -211,6 +258,8 @@ def make_video_ir_labels(
         "conf_fg_thres": conf_fg_thres,
         "conf_bg_thres": conf_bg_thres,
         "crf": bool(crf),
+        "motion_background": use_motion,
+        "motion_margin": int(motion_margin),
         "num_frames": len(images),
     }
     with ArtifactWriter(
@@ -225,8 +274,15 @@ def make_video_ir_labels(
         bar = tqdm(range(len(images)), desc=f"ir labels {os.path.basename(os.fspath(out))}", disable=not progress)
         for t in bar:
             img = read_frame_like_cams(images[t], (big_h, big_w))
+            static = None
+            if use_motion:
+                flow = np.asarray(forward[t] if t < len(images) - 1 else backward[len(images) - 2], np.float32)
+                if flow.shape[:2] != (big_h, big_w):
+                    raise ValueError(f"{flow_path}: flow of size {flow.shape[:2]} for {big_h}x{big_w} frames")
+                static = ~motion_foreground(residual_flow_magnitude(flow))
             labels[t] = ir_label(
-                cams[t], img, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, crf=crf
+                cams[t], img, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, crf=crf,
+                static=static, motion_margin=motion_margin,
             )
 
 
