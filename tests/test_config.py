@@ -149,7 +149,7 @@ def test_box_runs_params_and_options():
     validate(config, SCHEMA)
     check_config(config)
     runs = segment_runs(config["segment"], config["irn"]["variants"])
-    assert runs["stcseg"]["pseudo"] == "stc" and runs["boxinst"]["pseudo"] is None
+    assert runs["stcseg"]["pseudo"] == "stc" and runs["boxinst_flow"]["pseudo"] is None
     seg = config["segment"]
     stc = segment_train_params(seg, runs["stcseg"])
     assert stc["method"] == "stcseg" and stc["condinst"]["boundary"] == "bd" and "flow_pairwise" not in stc["condinst"]
@@ -159,9 +159,9 @@ def test_box_runs_params_and_options():
     ablation = segment_train_params(seg, runs["bf_max"])
     assert ablation["condinst"]["detection_fusion"] == "max" and ablation["train"]["iterations"] == 5
     # The Mask R-CNN schedule is not part of a box run's params: editing it retrains no CondInst.
-    before = segment_train_params(seg, runs["boxinst"])
+    before = segment_train_params(seg, runs["boxinst_flow"])
     seg["train"]["iterations"] = 7
-    assert segment_train_params(seg, runs["boxinst"]) == before
+    assert segment_train_params(seg, runs["boxinst_flow"]) == before
 
 
 def test_box_run_errors_name_the_run():
