@@ -19,7 +19,7 @@ from wsvis.baselines.motion import motion_instances
 from wsvis.flow.stage import read_flow
 from wsvis.io.images import read_image
 from wsvis.io.pseudo import PseudoLabelWriter
-from wsvis.stc.stage import frame_flow
+from wsvis.flow.stage import frame_flow
 
 __all__ = ["BASELINES", "BASELINE_SUPERVISION", "compute_video_baseline"]
 

@@ -19,7 +19,7 @@ from wsvis.boxsup.train import flow_image
 from wsvis.flow.stage import read_flow
 from wsvis.maskconsist.predict import write_video_predictions
 from wsvis.models.condinst import load_condinst
-from wsvis.stc.stage import frame_flow
+from wsvis.flow.stage import frame_flow
 from wsvis.torchutil import resolve_device
 
 __all__ = ["predict_video_condinst"]

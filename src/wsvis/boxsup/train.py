@@ -67,7 +67,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wsvis.flow.ops import flow_to_color
-from wsvis.flow.stage import read_flow
+from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.store import atomic_file, open_artifact
 from wsvis.losses import (
     color_similarity,
@@ -80,7 +80,7 @@ from wsvis.losses import (
 )
 from wsvis.maskconsist.train import image_tensor
 from wsvis.models.condinst import ARCH_KEYS, CondInst, build_condinst
-from wsvis.stc.stage import box_masks, frame_flow
+from wsvis.stc.stage import box_masks
 from wsvis.torchutil import (
     deterministic_run,
     latest_checkpoint,

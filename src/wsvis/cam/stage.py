@@ -30,7 +30,7 @@ from tqdm import tqdm
 from wsvis.cam.fcam import flow_amplified_cam
 from wsvis.cam.infer import DEFAULT_SCALES, make_cams, strided_size
 from wsvis.cam.train import load_cam_model
-from wsvis.flow.stage import read_flow
+from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.images import FrameError, read_image
 from wsvis.io.store import DEFAULT_COMPRESSOR, ArtifactWriter, open_artifact
 
@@ -151,7 +151,7 @@ def compute_video_cams(
             if forward is None:
                 fcam_arr[t] = cam.astype(np.float16)
                 continue
-            flow = forward[t] if t < T - 1 else backward[T - 2]
+            flow = frame_flow(forward, backward, t, T)
             fcam, moving = flow_amplified_cam(
                 cam, flow, amplification, percentile, compensation=compensation, normalize=normalize
             )

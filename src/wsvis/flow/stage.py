@@ -36,7 +36,7 @@ from wsvis.flow.backends import make_flow_backend
 from wsvis.io.images import FrameError, read_image
 from wsvis.io.store import DEFAULT_COMPRESSOR, ArtifactWriter, BackgroundWriter, open_artifact
 
-__all__ = ["compute_video_flow", "read_flow", "INDEX_CONVENTION", "WRITE_QUEUE"]
+__all__ = ["compute_video_flow", "read_flow", "frame_flow", "INDEX_CONVENTION", "WRITE_QUEUE"]
 
 #: Flow fields that may wait for the background writer of
 #: :func:`compute_video_flow` (a few, so that a slow write does not stall
@@ -203,3 +203,24 @@ def read_flow(path: str | os.PathLike, gap: int = 1, direction: str = "forward")
     if gap not in available:
         raise KeyError(f"{path}: no flow for gap {gap}; available gaps: {available}")
     return group[f"gap_{gap}/{direction}"]
+
+
+def frame_flow(forward, backward, t: int, num_frames: int, *, negate_backward: bool = False) -> np.ndarray | None:
+    """The gap-1 flow of frame t: ``forward[t]``, or for the last frame ``backward[T-2]``
+    (negated when ``negate_backward``, an approximation of its forward flow); None for a one-frame video.
+
+    Args:
+        forward, backward: the gap-1 arrays of a flow artifact (:func:`read_flow`), (T-1, H, W, 2).
+        t: frame index, 0 <= t < num_frames.
+        num_frames: T.
+        negate_backward: negate the last frame's backward flow.
+
+    Returns:
+        (H, W, 2) float32 pixels or None.
+    """
+    if t < num_frames - 1:
+        return np.asarray(forward[t], np.float32)
+    if num_frames < 2:
+        return None
+    f = np.asarray(backward[num_frames - 2], np.float32)
+    return -f if negate_backward else f

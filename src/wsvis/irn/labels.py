@@ -10,7 +10,9 @@ sxy=3 compat=3, bilateral sxy=50 srgb=5 compat=10, 10 mean-field steps).
 
 ``motion_background`` (**our addition**, off in IRN / flowIRN): pixels that do
 not move against the camera (:func:`wsvis.baselines.motion.motion_foreground`
-of the camera-compensated flow, the ``motion`` baseline's mask) and are not
+of :func:`~wsvis.baselines.motion.residual_flow_magnitude`, both at their
+defaults: homography, Otsu, 1-px floor; the ``motion`` baseline's mask, not
+its ``baselines.motion`` config) and are not
 confident foreground become confident background, except within
 ``motion_margin`` grid pixels (x4 image pixels) of moving or foreground pixels.
 IRN's background needs *every* CAM below 0.05; a CAM of a weakly trained
@@ -41,8 +43,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from wsvis.baselines.motion import motion_foreground, residual_flow_magnitude
-from wsvis.flow.stage import read_flow
-
+from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.images import FrameError, read_image
 from wsvis.io.store import ArtifactWriter, open_artifact
 from wsvis.irn.net import grid_size
@@ -276,7 +277,7 @@ def make_video_ir_labels(
             img = read_frame_like_cams(images[t], (big_h, big_w))
             static = None
             if use_motion:
-                flow = np.asarray(forward[t] if t < len(images) - 1 else backward[len(images) - 2], np.float32)
+                flow = frame_flow(forward, backward, t, len(images))
                 if flow.shape[:2] != (big_h, big_w):
                     raise ValueError(f"{flow_path}: flow of size {flow.shape[:2]} for {big_h}x{big_w} frames")
                 static = ~motion_foreground(residual_flow_magnitude(flow))

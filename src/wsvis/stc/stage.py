@@ -41,12 +41,12 @@ import numpy as np
 import torch
 
 from wsvis.depth.stage import read_depth
-from wsvis.flow.stage import read_flow
+from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.images import read_image
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.stc.mini_network import SIGNALS, MiniNetwork, stc_pseudo_mask
 
-__all__ = ["box_masks", "frame_flow", "box_motion_prior", "compute_video_stc", "REFINEMENTS"]
+__all__ = ["box_masks", "box_motion_prior", "compute_video_stc", "REFINEMENTS"]
 
 #: ``stc.refine`` values (module docstring): the paper's M ∩ box, or GrabCut from a flow prior.
 REFINEMENTS = ("none", "grabcut_flow")
@@ -63,21 +63,6 @@ def box_masks(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     inx = (xs[None] >= boxes[:, 0:1]) & (xs[None] < boxes[:, 2:3])
     iny = (ys[None] >= boxes[:, 1:2]) & (ys[None] < boxes[:, 3:4])
     return iny[:, :, None] & inx[:, None, :]
-
-
-def frame_flow(forward, backward, t: int, num_frames: int, *, negate_backward: bool = False) -> np.ndarray | None:
-    """The gap-1 flow of frame t: ``forward[t]``, or for the last frame ``backward[T-2]``
-    (negated when ``negate_backward``, an approximation of its forward flow); None for a one-frame video.
-
-    Returns:
-        (H, W, 2) float32 pixels or None.
-    """
-    if t < num_frames - 1:
-        return np.asarray(forward[t], np.float32)
-    if num_frames < 2:
-        return None
-    f = np.asarray(backward[num_frames - 2], np.float32)
-    return -f if negate_backward else f
 
 
 def box_motion_prior(flow: np.ndarray, box: np.ndarray, *, threshold: float = 1.0, ring: float = 0.25) -> np.ndarray | None:
