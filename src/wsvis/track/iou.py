@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from wsvis.io.predictions import FramePredictions
 from wsvis.track.common import Track, check_predictions, finalize, mask_iou
@@ -59,6 +58,8 @@ class IoUTracker:
         Raises:
             ValueError: inconsistent predictions (see :func:`~wsvis.track.common.check_predictions`).
         """
+        from scipy.optimize import linear_sum_assignment  # here: the config check builds trackers
+
         check_predictions(predictions)
         tracks: list[Track] = []
         alive: list[tuple[Track, np.ndarray, int]] = []  # (track, last mask, category)

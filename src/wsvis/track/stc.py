@@ -59,10 +59,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-from filterpy.kalman import KalmanFilter
 
 from wsvis.io.predictions import FramePredictions
 from wsvis.track.common import (
@@ -74,6 +73,9 @@ from wsvis.track.common import (
     finalize,
     masks_boxes,
 )
+
+if TYPE_CHECKING:
+    from filterpy.kalman import KalmanFilter
 
 __all__ = ["bi_greedy_match", "DiagonalPointKalman", "CenterPointKalman", "STCTracker", "DEFAULT_ALPHA"]
 
@@ -135,6 +137,8 @@ def bi_greedy_match(cost: np.ndarray) -> tuple[list[tuple[int, int]], list[int],
 
 def _sort_filter(dim: int) -> KalmanFilter:
     """Constant-velocity filter over ``dim`` positions, noise set as in SORT (Bewley et al. 2016)."""
+    from filterpy.kalman import KalmanFilter  # here: the config check builds trackers
+
     kf = KalmanFilter(dim_x=2 * dim, dim_z=dim)
     kf.F = np.eye(2 * dim)
     kf.F[:dim, dim:] = np.eye(dim)

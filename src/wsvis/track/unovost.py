@@ -57,7 +57,6 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
-from wsvis.flow.ops import warp_mask
 from wsvis.io.predictions import FramePredictions
 from wsvis.track.common import (
     Track,
@@ -117,6 +116,10 @@ def link_tracklets(
     Returns:
         The tracklets (ids in creation order).
     """
+    # Imported here: wsvis.flow.ops needs torch, and the workflow's config check builds every
+    # tracker at each Snakemake start (torch's import was most of that start-up).
+    from wsvis.flow.ops import warp_mask
+
     tracklets: list[Track] = []
     prev: list[tuple[Track, np.ndarray, int]] = []
     for t, (masks, scores, labels, _boxes) in enumerate(predictions):
