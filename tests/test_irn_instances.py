@@ -70,6 +70,48 @@ def test_instance_pseudo_labels_two_instances():
     assert hit == [0, 1]
 
 
+def _one_object_two_tags():
+    """One disc whose left part has the higher CAM of tag 0 and right part of tag 1 (co-occurring tags)."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    disc = (yy - 15) ** 2 + (xx - 20) ** 2 < 64
+    cam = np.zeros((2, H, W), np.float32)
+    cam[0][disc] = np.where(xx < 17, 1.0, 0.6)[disc]
+    cam[1][disc] = np.where(xx < 17, 0.5, 0.9)[disc]
+    # a displacement field that splits the disc in two halves (an under-trained D)
+    d = np.zeros((2, H, W), np.float32)
+    d[0] = 15 - yy
+    d[1] = np.where(xx < 20, 16 - xx, 24 - xx)
+    return cam, d, disc
+
+
+def test_instance_options_on_one_object_with_co_occurring_tags():
+    cam, d, disc = _one_object_two_tags()
+    yy, xx = np.mgrid[0:H, 0:W]
+    r2 = (yy - 15) ** 2 + (xx - 20) ** 2
+    boundary = ((r2 >= 64) & (r2 < 100)).astype(np.float32)  # the disc's contour
+    size = (4 * H, 4 * W)
+    big = cv2.resize(disc.astype(np.uint8), (4 * W, 4 * H), interpolation=cv2.INTER_NEAREST).astype(bool)
+    # IRN: the displacement halves and the per-pixel argmax cut the disc into pieces of both tags
+    masks, classes, _ = instance_pseudo_labels(cam, boundary, d, size, exp_times=3, ins_seg_bg_thres=0.3)
+    assert len(masks) >= 2 and set(classes.tolist()) == {1, 2}
+    # one class per displacement instance: still two pieces (the halves), each of one tag
+    masks, classes, _ = instance_pseudo_labels(cam, boundary, d, size, exp_times=3, ins_seg_bg_thres=0.3,
+                                               instance_class="instance")
+    assert len(masks) == 2
+    # connected regions with one class each: the disc is one instance of the tag whose map sums highest
+    masks, classes, scores = instance_pseudo_labels(cam, boundary, d, size, exp_times=3, ins_seg_bg_thres=0.3,
+                                                    instances="components", instance_class="instance")
+    assert len(masks) == 1
+    expected = 1 + int((cam[1] * disc).sum() > (cam[0] * disc).sum())
+    assert classes.tolist() == [expected] and scores[0] == pytest.approx(1.0)
+    inter, union = (masks[0] & big).sum(), (masks[0] | big).sum()
+    assert inter / union > 0.8
+    with pytest.raises(ValueError, match="instance_class"):
+        instance_pseudo_labels(cam, boundary, d, size, instance_class="frame")
+    with pytest.raises(ValueError, match="instances"):
+        instance_pseudo_labels(cam, boundary, d, size, instances="boxes")
+
+
 def test_instance_pseudo_labels_no_tags_and_errors():
     d, _, _ = _two_blobs()
     masks, classes, scores = instance_pseudo_labels(np.zeros((3, H, W)), np.zeros((H, W)), d, (4 * H, 4 * W))

@@ -38,6 +38,8 @@ def make_video_pseudo_labels(
     exp_times: int = 8,
     rw_radius: int = 5,
     ins_seg_bg_thres: float = 0.25,
+    instances: str = "displacement",
+    instance_class: str = "pixel",
     device: str = "auto",
     params: dict[str, Any] | None = None,
     progress: bool = True,
@@ -51,8 +53,9 @@ def make_video_pseudo_labels(
         model_path: ``model.pt`` from :func:`wsvis.irn.train.train_irn`.
         out: ``pseudo/{variant}/{video}.zarr``.
         variant: pseudo-labeler name stored in attrs (``irn``, ``flowirn``).
-        beta, exp_times, rw_radius, ins_seg_bg_thres: of
-            :func:`wsvis.irn.instances.instance_pseudo_labels` (IRN 10, 8, 5, 0.25).
+        beta, exp_times, rw_radius, ins_seg_bg_thres, instances, instance_class: of
+            :func:`wsvis.irn.instances.instance_pseudo_labels` (IRN 10, 8, 5, 0.25,
+            ``"displacement"``, ``"pixel"``).
         device: ``auto | cpu | cuda[:N]`` for the network.
         params: the stage's config section (stored in attrs).
         progress: tqdm bar over frames.
@@ -73,6 +76,8 @@ def make_video_pseudo_labels(
         "exp_times": exp_times,
         "rw_radius": rw_radius,
         "ins_seg_bg_thres": ins_seg_bg_thres,
+        "instances": instances,
+        "instance_class": instance_class,
     }
     with PseudoLabelWriter(
         out,
@@ -101,5 +106,7 @@ def make_video_pseudo_labels(
                 exp_times=exp_times,
                 rw_radius=rw_radius,
                 ins_seg_bg_thres=ins_seg_bg_thres,
+                instances=instances,
+                instance_class=instance_class,
             )
             writer.add_frame(t, masks, classes, scores)
