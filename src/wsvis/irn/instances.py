@@ -245,9 +245,7 @@ def instance_pseudo_labels(
         # each 4-connected foreground region is one instance of the class whose map sums highest in it
         comps, num = ndi.label(pred > 0)
         sizes = np.bincount(comps.ravel(), minlength=num + 1)
-        for lab in np.flatnonzero(sizes >= min_size):
-            if lab == 0:
-                continue
+        for lab in np.flatnonzero(sizes[1:] >= min_size) + 1:
             seg = comps == lab
             n = int(up[:, seg].sum(1).argmax())
             masks.append(seg)
