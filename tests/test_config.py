@@ -152,7 +152,7 @@ def test_box_runs_params_and_options():
     assert runs["stcseg"]["pseudo"] == "stc" and runs["boxinst_flow"]["pseudo"] is None
     seg = config["segment"]
     stc = segment_train_params(seg, runs["stcseg"])
-    assert stc["method"] == "stcseg" and stc["condinst"]["boundary"] == "bce"  # the config's L_bce and "flow_pairwise" not in stc["condinst"]
+    assert stc["method"] == "stcseg" and stc["condinst"]["boundary"] == "bd" and "flow_pairwise" not in stc["condinst"]
     flow = segment_train_params(seg, runs["boxinst_flow"])
     assert flow["condinst"]["detection_fusion"] == "sum" and flow["condinst"]["flow_threshold"] == 0.6
     assert flow["condinst"]["color_threshold"] == 0.3 and flow["condinst"]["dilation"] == 2  # BoxInst's
