@@ -38,7 +38,8 @@ def test_untrained_models_warn_and_loaded_models_do_not(tmp_path, caplog):
         tmp_path / "det.pt",
     )
     arch = dict(backbone="mobilenet_v2", min_size=64, max_size=96, mask_channels=8, branch_channels=128,
-                head_channels=16, two_stream=False, detection_fusion="sum", mask_fusion="concat", frozen_bn=False)
+                head_channels=16, head_convs=4, two_stream=False, detection_fusion="sum", mask_fusion="concat",
+                frozen_bn=False)
     assert set(arch) == set(ARCH_KEYS)
     torch.save({"model": cond.state_dict(), "categories": ["a", "b"], **arch}, tmp_path / "cond.pt")
     caplog.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from wsvis.losses import (
@@ -64,6 +65,28 @@ def test_boundary_term_positive_only():
     assert float(boundary_term(logits, m, "none")) == 0.0
     out = puzzle_loss(logits, m, torch.ones_like(m))
     assert set(out) == {"loss_boundary", "loss_box"}
+
+
+def test_boundary_term_dice_weighs_instances_equally():
+    logits = torch.tensor([[[2.0, -3.0], [0.0, 5.0]]])
+    m = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
+    p = [1 / (1 + math.exp(-x)) for x in (2.0, -3.0, 0.0, 5.0)]
+    # 1 - 2 (p00 + p10) / (Σ p² + Σ m²), by hand
+    expected = 1 - 2 * (p[0] + p[2]) / (sum(x * x for x in p) + 2)
+    assert math.isclose(float(boundary_term(logits, m, "dice")), expected, rel_tol=1e-5)
+    # A one-pixel error costs a 4-pixel object's mask as much on a 16x16 map as on a 2x2 map
+    # under dice; under BCE (a mean over the map) 16x16 / (2x2) = 64 times less.
+    big = torch.full((1, 16, 16), -20.0)
+    big[0, :2, :2] = torch.tensor([[20.0, 20.0], [20.0, -20.0]])
+    g = torch.zeros(1, 16, 16)
+    g[0, :2, :2] = 1.0
+    small = torch.tensor([[[20.0, 20.0], [20.0, -20.0]]])
+    assert math.isclose(float(boundary_term(big, g, "dice")), float(boundary_term(small, torch.ones(1, 2, 2), "dice")),
+                        rel_tol=1e-5)
+    assert math.isclose(float(boundary_term(small, torch.ones(1, 2, 2), "bce")) / float(boundary_term(big, g, "bce")),
+                        64.0, rel_tol=1e-3)
+    with pytest.raises(ValueError, match="dice"):
+        boundary_term(logits, m, "focal")
 
 
 def test_neighbour_differences_dilated():

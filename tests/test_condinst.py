@@ -83,6 +83,19 @@ def test_fusion_switches_and_errors():
         build_condinst(3, two_stream=True, mask_fusion="attention", **TINY)
 
 
+def test_head_convs_sets_the_fcos_tower_depth(clip, tmp_path):
+    towers = lambda m: [m.fcos.head.classification_head.conv, m.fcos.head.regression_head.conv]  # noqa: E731
+    for k in (4, 1):  # conv, GroupNorm, ReLU per layer
+        assert [len(t) for t in towers(build_condinst(3, head_convs=k, **TINY))] == [3 * k, 3 * k]
+    with pytest.raises(ValueError, match="head_convs"):
+        build_condinst(3, head_convs=0, **TINY)
+    frames, boxes, classes, _, pseudo = clip
+    model = train_condinst([frames], [boxes], [classes], tmp_path / "m", method="stcseg", categories=CATEGORIES,
+                           pseudo_paths=[pseudo], head_convs=2, **TINY, **{**SCHEDULE, "iterations": 1})
+    net, meta = load_condinst(model)  # the depth is stored with the weights and rebuilt
+    assert meta["head_convs"] == 2 and [len(t) for t in towers(net)] == [6, 6]
+
+
 def test_no_weight_decay_on_norm_layers():
     model = build_condinst(3, **TINY)  # weights none: trainable BatchNorm in the backbone, GroupNorm in the head
     decay, no_decay = param_groups(model, 1e-4)

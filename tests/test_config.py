@@ -153,6 +153,7 @@ def test_box_runs_params_and_options():
     seg = config["segment"]
     stc = segment_train_params(seg, runs["stcseg"])
     assert stc["method"] == "stcseg" and stc["condinst"]["boundary"] == "bd" and "flow_pairwise" not in stc["condinst"]
+    assert stc["condinst"]["head_convs"] == 4  # the papers' FCOS towers unless a config says otherwise
     flow = segment_train_params(seg, runs["boxinst_flow"])
     assert flow["condinst"]["detection_fusion"] == "sum" and flow["condinst"]["flow_threshold"] == 0.6
     assert flow["condinst"]["color_threshold"] == 0.3 and flow["condinst"]["dilation"] == 2  # BoxInst's
@@ -162,6 +163,18 @@ def test_box_runs_params_and_options():
     before = segment_train_params(seg, runs["boxinst_flow"])
     seg["train"]["iterations"] = 7
     assert segment_train_params(seg, runs["boxinst_flow"]) == before
+
+
+def test_davis_configs_train_stcseg_with_dice_and_two_conv_towers():
+    from wsvis.config import pseudo_variants, segment_runs, segment_train_params
+
+    config = load("davis2016_ablations.yaml")
+    validate(config, SCHEMA)
+    runs = segment_runs(config["segment"], pseudo_variants(config))
+    params = {name: segment_train_params(config["segment"], runs[name])["condinst"]
+              for name in ("stcseg", "stcseg_bd", "stcseg_bce", "boxinst_flow")}
+    assert [params[n]["boundary"] for n in ("stcseg", "stcseg_bd", "stcseg_bce")] == ["dice", "bd", "bce"]
+    assert {p["head_convs"] for p in params.values()} == {2}
 
 
 def test_box_run_errors_name_the_run():

@@ -8,7 +8,7 @@ locations per image, at 1/4 input resolution):
 method         mask loss
 =============  ===============================================================
 stcseg         puzzle loss L_bd + L_bx on the STC pseudo-label M inside each
-               box (STC-Seg Eq. 3-6; switches ``boundary`` bd|bce|none and
+               box (STC-Seg Eq. 3-6; switches ``boundary`` bd|bce|dice|none and
                ``position_penalty``, Table IV)
 boxinst        projection loss + pairwise loss with Lab-colour label identity
                (BoxInst: dilation 2, τ_color 0.3, pairwise weight ramped up
@@ -284,6 +284,7 @@ def train_condinst(
     mask_channels: int = 8,
     branch_channels: int = 128,
     head_channels: int = 16,
+    head_convs: int = 4,
     top_k: int = 64,
     boundary: str = "bd",
     position_penalty: bool = True,
@@ -326,7 +327,7 @@ def train_condinst(
         categories: class names in id order.
         pseudo_paths: stcseg: per video ``pseudo/stc/{video}.zarr``.
         flow_paths: boxinst_flow: per video its flow artifact (gap 1).
-        backbone, weights, min_size, max_size, mask_channels, branch_channels, head_channels:
+        backbone, weights, min_size, max_size, mask_channels, branch_channels, head_channels, head_convs:
             :func:`wsvis.models.condinst.build_condinst`.
         top_k: mask proposals per image in the mask loss (64).
         boundary, position_penalty: stcseg's puzzle-loss switches (Table IV).
@@ -374,7 +375,8 @@ def train_condinst(
     dev = resolve_device(device)
     with deterministic_run(seed, dev):
         arch = dict(backbone=backbone, min_size=int(min_size), max_size=int(max_size), mask_channels=mask_channels,
-                    branch_channels=branch_channels, head_channels=head_channels, two_stream=two_stream,
+                    branch_channels=branch_channels, head_channels=head_channels, head_convs=int(head_convs),
+                    two_stream=two_stream,
                     detection_fusion=detection_fusion if two_stream else "none",
                     mask_fusion=mask_fusion if two_stream else "none", frozen_bn=weights != "none")
         model: CondInst = build_condinst(len(categories) + 1, weights=weights, **arch)

@@ -344,6 +344,7 @@ def build_condinst(
     mask_channels: int = 8,
     branch_channels: int = 128,
     head_channels: int = 16,
+    head_convs: int = 4,
     two_stream: bool = False,
     detection_fusion: str = "sum",
     mask_fusion: str = "concat",
@@ -360,6 +361,9 @@ def build_condinst(
         mask_channels: C_mask, the mask branch's output channels (CondInst 8).
         branch_channels: the mask branch's width (128).
         head_channels: dynamic mask head width (STC-Seg / BoxInst 16).
+        head_convs: 3x3 conv + GroupNorm + ReLU layers in each FCOS tower (classification; box,
+            centre-ness and controller) at 256 channels on every level (FCOS / CondInst 4). The towers
+            are most of a CPU iteration's time; fewer buy iterations.
         two_stream: expect a flow image beside each image (Ikeda & Mori).
         detection_fusion: ``sum | max | none`` (two-stream only).
         mask_fusion: ``concat | sum | max | none`` (two-stream only).
@@ -386,15 +390,17 @@ def build_condinst(
     else:
         body = _mobilenet_v2_fpn(weights, trainable_layers, frozen_bn, extra_blocks=extra)
     mask_in = mask_channels * (2 if two_stream and mask_fusion == "concat" else 1)
-    head = CondInstHead(256, num_classes, CondInst.num_params(mask_in, head_channels))
+    if head_convs < 1:
+        raise ValueError(f"head_convs must be >= 1, got {head_convs}")
+    head = CondInstHead(256, num_classes, CondInst.num_params(mask_in, head_channels), num_convs=head_convs)
     fcos = FCOS(body, num_classes, min_size=min_size, max_size=max_size, head=head)
     return CondInst(fcos, mask_channels=mask_channels, branch_channels=branch_channels, head_channels=head_channels,
                     two_stream=two_stream, detection_fusion=detection_fusion, mask_fusion=mask_fusion)
 
 
 #: Keys of ``model.pt`` that rebuild the architecture.
-ARCH_KEYS = ("backbone", "min_size", "max_size", "mask_channels", "branch_channels", "head_channels", "two_stream",
-             "detection_fusion", "mask_fusion", "frozen_bn")
+ARCH_KEYS = ("backbone", "min_size", "max_size", "mask_channels", "branch_channels", "head_channels", "head_convs",
+             "two_stream", "detection_fusion", "mask_fusion", "frozen_bn")
 
 
 def load_condinst(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[CondInst, dict]:
@@ -411,6 +417,6 @@ def load_condinst(path: str | os.PathLike, device: str | torch.device = "cpu") -
         raise FileNotFoundError(f"CondInst model not found: {path} (run the training stage first)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     with weights_follow():
-        model = build_condinst(len(state["categories"]) + 1, weights="none", **{k: state[k] for k in ARCH_KEYS})
+        model = build_condinst(len(state["categories"]) + 1, weights="none", **{k: state[k] for k in ARCH_KEYS if k in state})
     model.load_state_dict(state["model"])
     return model.to(device).eval(), {k: v for k, v in state.items() if k != "model"}
