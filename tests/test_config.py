@@ -174,7 +174,8 @@ def test_davis_configs_train_stcseg_with_dice_and_two_conv_towers():
     params = {name: segment_train_params(config["segment"], runs[name])["condinst"]
               for name in ("stcseg", "stcseg_bd", "stcseg_bce", "boxinst_flow")}
     assert [params[n]["boundary"] for n in ("stcseg", "stcseg_bd", "stcseg_bce")] == ["dice", "bd", "bce"]
-    assert {p["head_convs"] for p in params.values()} == {2}
+    assert [params[n]["head_convs"] for n in params] == [2, 2, 2, 4]
+    assert segment_train_params(config["segment"], runs["stcseg_bd"])["train"]["iterations"] == 1000
 
 
 def test_box_run_errors_name_the_run():
