@@ -94,6 +94,12 @@ def test_head_convs_sets_the_fcos_tower_depth(clip, tmp_path):
                            pseudo_paths=[pseudo], head_convs=2, **TINY, **{**SCHEDULE, "iterations": 1})
     net, meta = load_condinst(model)  # the depth is stored with the weights and rebuilt
     assert meta["head_convs"] == 2 and [len(t) for t in towers(net)] == [6, 6]
+    old = torch.load(train_condinst([frames], [boxes], [classes], tmp_path / "o", method="stcseg",
+                                    categories=CATEGORIES, pseudo_paths=[pseudo], **TINY,
+                                    **{**SCHEDULE, "iterations": 1}), weights_only=True)
+    del old["head_convs"]  # a model.pt written before the option loads with the papers' 4
+    torch.save(old, tmp_path / "old.pt")
+    assert [len(t) for t in towers(load_condinst(tmp_path / "old.pt")[0])] == [12, 12]
 
 
 def test_no_weight_decay_on_norm_layers():

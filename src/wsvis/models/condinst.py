@@ -416,7 +416,8 @@ def load_condinst(path: str | os.PathLike, device: str | torch.device = "cpu") -
     if not path.is_file():
         raise FileNotFoundError(f"CondInst model not found: {path} (run the training stage first)")
     state = torch.load(path, map_location="cpu", weights_only=True)
+    state.setdefault("head_convs", 4)  # a model.pt written before the option: the papers' towers
     with weights_follow():
-        model = build_condinst(len(state["categories"]) + 1, weights="none", **{k: state[k] for k in ARCH_KEYS if k in state})
+        model = build_condinst(len(state["categories"]) + 1, weights="none", **{k: state[k] for k in ARCH_KEYS})
     model.load_state_dict(state["model"])
     return model.to(device).eval(), {k: v for k, v in state.items() if k != "model"}
