@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import DEMO, assert_two_runs_identical
 from wsvis.boxsup.predict import predict_video_condinst
@@ -22,7 +23,7 @@ from wsvis.flow.stage import compute_video_flow
 from wsvis.io.images import read_image, read_mask
 from wsvis.io.manifest import mask_boxes
 from wsvis.io.predictions import read_predictions
-from wsvis.models.condinst import build_condinst, load_condinst
+from wsvis.models.condinst import MaskRefine, build_condinst, load_condinst
 from wsvis.stc.stage import compute_video_stc
 
 CATEGORIES = ["bird", "car", "dog"]
@@ -100,6 +101,40 @@ def test_head_convs_sets_the_fcos_tower_depth(clip, tmp_path):
     del old["head_convs"]  # a model.pt written before the option loads with the papers' 4
     torch.save(old, tmp_path / "old.pt")
     assert [len(t) for t in towers(load_condinst(tmp_path / "old.pt")[0])] == [12, 12]
+
+
+def test_mask_stride_4_runs_the_dynamic_head_on_the_stride_4_grid(clip, tmp_path):
+    torch.manual_seed(0)
+    image = [torch.rand(3, 54, 96)]
+    for stride in (8, 4):
+        model = build_condinst(3, mask_stride=stride, mask_channels=4, branch_channels=16, **TINY)
+        image_list, _, det, mask = model.encode(image)
+        padded = image_list.tensors.shape[-2:]  # 64 x 96: a multiple of 32
+        assert tuple(mask.shape[-2:]) == (padded[0] // stride, padded[1] // stride)
+        assert det[0].shape[-2:] == (padded[0] // 8, padded[1] // 8)  # FCOS still sees P3..P7
+        assert len(det) == 5
+    # An untrained refinement passes the stride-8 features through, upsampled (its last conv starts at 0).
+    refine = MaskRefine(4, 24)
+    mask8, c2 = torch.randn(2, 4, 5, 7), torch.randn(2, 24, 10, 14)
+    expected = F.interpolate(mask8, size=(10, 14), mode="bilinear", align_corners=False)
+    assert torch.equal(refine(mask8, c2), expected)
+    with pytest.raises(ValueError, match="mask_stride"):
+        build_condinst(3, mask_stride=2, **TINY)
+    frames, boxes, classes, flows, pseudo = clip
+    for method in ("stcseg", "boxinst_flow"):
+        out = train_condinst([frames], [boxes], [classes], tmp_path / method, method=method, categories=CATEGORIES,
+                             pseudo_paths=[pseudo], flow_paths=[flows], mask_stride=4, **TINY,
+                             **{**SCHEDULE, "iterations": 1})
+        net, meta = load_condinst(out)  # the stride is stored with the weights and rebuilt
+        assert meta["mask_stride"] == 4 and net.mask_refine is not None
+    old = torch.load(out, weights_only=True)
+    assert old["model"].keys() >= {"mask_refine.lateral.0.weight", "mask_branch.0.weight"}
+    old = torch.load(train_condinst([frames], [boxes], [classes], tmp_path / "o", method="stcseg",
+                                    categories=CATEGORIES, pseudo_paths=[pseudo], **TINY,
+                                    **{**SCHEDULE, "iterations": 1}), weights_only=True)
+    del old["mask_stride"]  # a model.pt written before the option loads with CondInst's stride 8
+    torch.save(old, tmp_path / "old.pt")
+    assert load_condinst(tmp_path / "old.pt")[0].mask_stride == 8
 
 
 def test_no_weight_decay_on_norm_layers():

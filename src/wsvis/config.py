@@ -369,7 +369,8 @@ def _box_train_params(segment: dict, run: dict) -> dict:
     method = run["method"]
     options = dict(run.get("options") or {})
     train = {**ci["train"], **options.pop("train", {})}
-    switches = {k: ci[k] for k in ("mask_channels", "branch_channels", "head_channels", "head_convs", "top_k")}
+    switches = {k: ci[k] for k in ("mask_channels", "branch_channels", "head_channels", "head_convs", "mask_stride",
+                                   "top_k")}
     sections = {"stcseg": ("stcseg",), "boxinst": ("boxinst",), "boxinst_flow": ("boxinst", "boxinst_flow")}[method]
     for section in sections:
         switches.update(ci[section])
