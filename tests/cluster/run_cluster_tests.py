@@ -67,10 +67,14 @@ def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:
 class Run:
     """A Snakemake run in its own process group, its output parsed for job starts and ends."""
 
+    #: Process groups of the runs not waited for yet (killed when the tests are interrupted).
+    live: set[int] = set()
+
     def __init__(self, cmd: list[str], log: Path, env: dict | None = None) -> None:
         self.log = log.open("a", buffering=1)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True, env=env)
+        Run.live.add(self.proc.pid)
         self.started: dict[str, float] = {}   # jobid -> start time
         self.rule_of: dict[str, str] = {}     # jobid -> rule
         self.durations: dict[str, list[float]] = {}
@@ -98,6 +102,7 @@ class Run:
     def wait(self) -> int:
         code = self.proc.wait()
         self._reader.join()
+        Run.live.discard(self.proc.pid)
         return code
 
     def kill(self) -> None:
@@ -358,7 +363,20 @@ def kubernetes_dry_run(root: Path) -> list[str]:
     return []
 
 
+def _interrupted(signum: int, frame) -> None:
+    """SIGINT / SIGTERM (CI cancelled): kill every Snakemake run, each in its own session, so none
+    outlives the tests; then exit through the ``finally`` blocks (the Slurm daemons are stopped)."""
+    for pgid in list(Run.live):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGINT, _interrupted)
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["faults", "slurm", "kubernetes"])
     parser.add_argument("--seed", type=int, default=int(time.time()) % 10000)
