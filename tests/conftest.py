@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
+
+import wsvis  # noqa: F401  (before torch: sets MKL_CBWR, see wsvis/__init__.py)
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
