@@ -94,7 +94,9 @@ def deterministic_run(seed: int, device: torch.device | str = "cpu") -> Iterator
 
     Bit-identical weights also need the same torch thread count (``torch.set_num_threads``;
     the CLI sets it from the job's threads): oneDNN convolutions and reductions split their
-    work by it, and a training amplifies a difference in the last bit. A CUDA ``device`` is only
+    work by it, and a training amplifies a difference in the last bit. They also need MKL's
+    alignment-independent code paths (``MKL_CBWR=AUTO``, set by ``import wsvis`` before torch
+    loads MKL): without it a resumed training differed from an uninterrupted one. A CUDA ``device`` is only
     seeded: its deterministic mode needs ``CUBLAS_WORKSPACE_CONFIG`` set before CUDA starts.
 
     Args:
