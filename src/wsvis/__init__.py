@@ -14,7 +14,7 @@ import os
 # that. Conditional Numerical Reproducibility "AUTO" fixes the path per CPU. MKL reads it when
 # it loads: wsvis is imported before torch by the CLI; the tests' conftest imports wsvis first.
 # Measured: tests/test_condinst.py::test_training_resumes_to_identical_weights failed 3 of 3
-# without it (weights 1e-4 apart), passed 2 of 2 with it. A user's own setting is kept.
+# without it (weights 1e-4 apart), passed 4 of 4 with it. A user's own setting is kept.
 os.environ.setdefault("MKL_CBWR", "AUTO")
 
 __version__ = "0.1.0"

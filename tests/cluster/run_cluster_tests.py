@@ -107,11 +107,16 @@ class Run:
 
     def kill(self) -> None:
         """SIGKILL Snakemake and every job it started (the whole process group)."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(self.proc.pid)
         self.wait()
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL a process group (a crashed node: no cleanup runs); gone already is fine."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def incomplete_zarrs(results: Path) -> list[str]:
@@ -367,10 +372,7 @@ def _interrupted(signum: int, frame) -> None:
     """SIGINT / SIGTERM (CI cancelled): kill every Snakemake run, each in its own session, so none
     outlives the tests; then exit through the ``finally`` blocks (the Slurm daemons are stopped)."""
     for pgid in list(Run.live):
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(pgid)
     raise SystemExit(128 + signum)
 
 

@@ -199,6 +199,11 @@ class CondInst(nn.Module):
         """Parameters of the dynamic mask head: (C_in + 2) -> H -> H -> 1 with biases."""
         return (mask_in + 2) * head_channels + head_channels + head_channels * head_channels + head_channels + head_channels + 1
 
+    @property
+    def mask_upsample(self) -> int:
+        """Factor from the mask features' grid to the logits' 1/4 grid: 2 at stride 8, 1 at stride 4."""
+        return self.mask_stride // self.mask_out_stride
+
     def _backbone(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """Backbone + FPN: the P3..P7 maps, and the body's stride-4 map when ``mask_stride`` is 4 (else None)."""
         bb = self.fcos.backbone
@@ -277,9 +282,8 @@ class CondInst(nn.Module):
         x = F.relu(F.conv2d(x, w1.reshape(n * hc, c + 2, 1, 1), b1.reshape(-1), groups=n))
         x = F.relu(F.conv2d(x, w2.reshape(n * hc, hc, 1, 1), b2.reshape(-1), groups=n))
         x = F.conv2d(x, w3.reshape(n, hc, 1, 1), b3.reshape(-1), groups=n).reshape(n, 1, h, w)
-        up = stride // self.mask_out_stride
-        if up > 1:
-            x = F.interpolate(x, scale_factor=up, mode="bilinear", align_corners=False)
+        if self.mask_upsample > 1:
+            x = F.interpolate(x, scale_factor=self.mask_upsample, mode="bilinear", align_corners=False)
         return x[:, 0]
 
     def train_forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]],
@@ -317,8 +321,7 @@ class CondInst(nn.Module):
                                                  (a[:, :2] + a[:, 2:]) / 2, (a[:, 2] - a[:, 0]) * 8))
             image_idx.append(torch.full_like(gt, i))
             gt_idx.append(gt)
-        up = self.mask_stride // self.mask_out_stride
-        h4, w4 = mask_feats.shape[-2] * up, mask_feats.shape[-1] * up
+        h4, w4 = mask_feats.shape[-2] * self.mask_upsample, mask_feats.shape[-1] * self.mask_upsample
         empty = mask_feats.new_zeros((0, h4, w4))
         masks = {
             "logits": torch.cat(logits) if logits else empty + mask_feats.sum() * 0,
@@ -460,9 +463,7 @@ def build_condinst(
         body = _resnet50_fpn(weights, trainable_layers, frozen_bn, returned_layers=[2, 3, 4], extra_blocks=extra)
     else:
         body = _mobilenet_v2_fpn(weights, trainable_layers, frozen_bn, extra_blocks=extra)
-    if mask_stride not in MASK_STRIDES:
-        raise ValueError(f"mask_stride must be one of {list(MASK_STRIDES)}, got {mask_stride!r}")
-    low_channels = 0
+    low_channels = 0  # CondInst checks mask_stride
     if mask_stride == 4:
         # The FPN body also hands out its stride-4 map; CondInst._backbone takes it off before the FPN.
         layer = "layer1" if backbone == "resnet50" else str(_MOBILENET_C2)
