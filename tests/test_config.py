@@ -157,6 +157,12 @@ def test_box_runs_params_and_options():
     flow = segment_train_params(seg, runs["boxinst_flow"])
     assert flow["condinst"]["detection_fusion"] == "sum" and flow["condinst"]["flow_threshold"] == 0.6
     assert flow["condinst"]["color_threshold"] == 0.3 and flow["condinst"]["dilation"] == 2  # BoxInst's
+    # MaskConsist runs override segment.maskconsist switches and segment.train keys (Table 5 rows).
+    no_iom = {"name": "mc_no_iom", "method": "maskconsist", "options": {"iom_nms": False, "train": {"iterations": 9}}}
+    params = segment_train_params(seg, no_iom)
+    assert params["maskconsist"]["iom_nms"] is False and params["maskconsist"]["intra"] is True
+    assert params["train"]["iterations"] == 9 and seg["train"]["iterations"] != 9
+    assert segment_train_params(seg, {"name": "m", "method": "maskrcnn"})["train"] == seg["train"]
     ablation = segment_train_params(seg, runs["bf_max"])
     assert ablation["condinst"]["detection_fusion"] == "max" and ablation["train"]["iterations"] == 5
     # The Mask R-CNN schedule is not part of a box run's params: editing it retrains no CondInst.
@@ -190,9 +196,12 @@ def test_box_run_errors_name_the_run():
     seg["runs"] = [{"name": "b", "method": "boxinst", "options": {"boundary": "bce"}}]
     with pytest.raises(ConfigError, match=r"'b'.*\['boundary'\]"):
         segment_train_params(seg, segment_runs(seg, ["flowirn"])["b"])
-    seg["runs"] = [{"name": "m", "method": "maskrcnn", "options": {"boundary": "bce"}}]
-    with pytest.raises(ConfigError, match="box-supervised"):
-        segment_runs(seg, ["flowirn"])
+    seg["runs"] = [{"name": "m", "method": "maskrcnn", "options": {"consist_from": 5}}]
+    with pytest.raises(ConfigError, match=r"'m' \(maskrcnn\).*\['consist_from'\].*\['train'\]"):
+        segment_train_params(seg, segment_runs(seg, ["flowirn"])["m"])
+    seg["runs"] = [{"name": "c", "method": "maskconsist", "options": {"boundary": "bce"}}]
+    with pytest.raises(ConfigError, match=r"'c' \(maskconsist\).*\['boundary'\]"):
+        segment_train_params(seg, segment_runs(seg, ["flowirn"])["c"])
     config["flow"]["gaps"] = [5]
     config.pop("cam")
     config["segment"]["runs"] = [{"name": "s", "method": "stcseg"}]

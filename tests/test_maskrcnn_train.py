@@ -59,6 +59,20 @@ def clip(tmp_path_factory) -> tuple[list[str], Path, Path]:
     return make_clip(tmp_path_factory.mktemp("clip"))
 
 
+def pair_inputs(clip) -> tuple[list[torch.Tensor], list, FramePair]:
+    """Frames 0 and 2 of the clip as a MaskConsist pair: images, pseudo-label Instances, FramePair."""
+    from wsvis.flow.stage import read_flow
+    from wsvis.io.pseudo import frame_instances
+
+    frames, pseudo_path, flow_path = clip
+    inst, classes, scores, _ = read_pseudo(pseudo_path)
+    pseudo = [make_instances(*frame_instances(np.asarray(inst[t]), classes, scores)[1:]) for t in (0, 2)]
+    images = [image_tensor(frames[t]) for t in (0, 2)]
+    pair = FramePair(0, 1, np.asarray(read_flow(flow_path, 2, "backward")[0], np.float32),
+                     np.asarray(read_flow(flow_path, 2, "forward")[0], np.float32))
+    return images, pseudo, pair
+
+
 def test_build_maskrcnn_backbones():
     shipped = Path(__file__).resolve().parents[1] / "resources" / "weights" / "mobilenet_v2_features_imagenet.pt"
     m = build_maskrcnn(4, backbone="mobilenet_v2", weights=str(shipped), min_size=54, max_size=96)
@@ -71,15 +85,7 @@ def test_build_maskrcnn_backbones():
 
 
 def test_losses_with_and_without_maskconsist(clip):
-    frames, pseudo_path, flow_path = clip
-    from wsvis.flow.stage import read_flow
-    from wsvis.io.pseudo import frame_instances
-
-    inst, classes, scores, _ = read_pseudo(pseudo_path)
-    pseudo = [make_instances(*frame_instances(np.asarray(inst[t]), classes, scores)[1:]) for t in (0, 2)]
-    images = [image_tensor(frames[t]) for t in (0, 2)]
-    pair = FramePair(0, 1, np.asarray(read_flow(flow_path, 2, "backward")[0], np.float32),
-                     np.asarray(read_flow(flow_path, 2, "forward")[0], np.float32))
+    images, pseudo, pair = pair_inputs(clip)
     torch.manual_seed(0)
     model = build_maskrcnn(4, rois_per_image=64, **TINY).train()
     for consist in (False, True):
@@ -87,6 +93,26 @@ def test_losses_with_and_without_maskconsist(clip):
         assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
         assert all(torch.isfinite(v) and v.requires_grad for v in losses.values())
         assert len(labels) == 2 and all(len(lab) >= 1 for lab in labels)
+
+
+def test_candidate_score_keeps_low_score_detections_out_of_the_labels(clip):
+    """No detection reaches score 1: with candidate_score 1 nothing is matched or transferred and the
+    pair trains on its pseudo-labels; at 0 the untrained model's detections are merged into them."""
+    images, pseudo, pair = pair_inputs(clip)
+    torch.manual_seed(0)
+    model = build_maskrcnn(4, rois_per_image=64, **TINY).train()
+    # the untrained classifier scores every class about alike: let class 1 (the label's) win
+    with torch.no_grad():
+        model.roi_heads.box_predictor.cls_score.bias.copy_(torch.tensor([0.0, 3.0, 0.0, 0.0]))
+    areas = {}
+    for cs in (0.0, 1.0):
+        torch.manual_seed(0)
+        _, labels = maskconsist_losses(model, images, pseudo, [pair], candidate_score=cs)
+        areas[cs] = [int(lab.masks.any(0).sum()) for lab in labels]
+        if cs == 1.0:
+            assert all(torch.equal(lab.masks, p.masks) for lab, p in zip(labels, pseudo))
+    pseudo_area = [int(p.masks.any(0).sum()) for p in pseudo]
+    assert areas[1.0] == pseudo_area and sum(areas[0.0]) > sum(pseudo_area)
 
 
 def test_resume_gives_identical_weights(clip, tmp_path):
@@ -117,6 +143,30 @@ def test_two_runs_give_identical_weights(clip, tmp_path):
     kw = dict(method="maskconsist", categories=CATEGORIES, delta=2, iterations=2, batch_size=1, clip_grad_norm=1.0,
               rois_per_image=64, device="cpu", progress=False, **TINY)
     assert_two_runs_identical(lambda d: train_maskrcnn([frames], [pseudo], [flow], tmp_path / d, **kw))
+
+
+def test_maskconsist_labels_start_at_consist_from(clip, tmp_path, monkeypatch):
+    """Before ``consist_from`` the pairs train on their pseudo-labels; Alg. 1 runs from that iteration on."""
+    import wsvis.maskconsist.train as mc_train
+
+    calls = []
+    real = mc_train.maskconsist_targets
+
+    def counting(*args, **kwargs):
+        calls.append(args[0] is not args[2])  # a pair (predictions, pseudo-labels), not a single frame
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mc_train, "maskconsist_targets", counting)
+    frames, pseudo, flow = clip
+    kw = dict(method="maskconsist", categories=CATEGORIES, delta=2, iterations=3, batch_size=1, rois_per_image=64,
+              device="cpu", progress=False, **TINY)
+    train_maskrcnn([frames], [pseudo], [flow], tmp_path / "late", consist_from=2, **kw)
+    assert calls == [True]  # iteration 2 only: one pair
+    calls.clear()
+    train_maskrcnn([frames], [pseudo], [flow], tmp_path / "paper", **kw)
+    assert calls == [True, True, True]
+    with pytest.raises(ValueError, match="consist_from"):
+        train_maskrcnn([frames], [pseudo], [flow], tmp_path / "bad", consist_from=-1, **kw)
 
 
 def test_train_predict_and_selftrain(clip, tmp_path):

@@ -289,8 +289,6 @@ def segment_runs(segment: dict, pseudo_variants: list[str]) -> dict[str, dict]:
                 )
             runs[name] = {**run, "pseudo": wanted}
             continue
-        if run.get("options"):
-            raise ConfigError(f"segment.runs: {name!r}: options are for the box-supervised methods {list(BOX_METHODS)}")
         if run["method"] == "maskconsist_selftrain":
             if run.get("from") not in runs:
                 raise ConfigError(f"segment.runs: {name!r} self-trains from {run.get('from')!r}, not an earlier run")
@@ -392,20 +390,36 @@ def stc_params(stc: dict) -> dict:
 
 def segment_train_params(segment: dict, run: dict) -> dict:
     """Params of one second-stage training run (MaskConsist paper §3.3, §4.2; box-supervised
-    runs: :func:`_box_train_params`).
+    runs: :func:`_box_train_params`). A run's ``options`` override ``segment.train`` keys
+    (``options.train``) and, for MaskConsist runs, ``segment.maskconsist`` switches (Table 5).
 
     Self-training is MaskConsist trained on the first round's predictions, so its
     ``method`` here is ``maskconsist``; the MaskConsist switches are included only for
     MaskConsist runs.
+
+    Raises:
+        ConfigError: an option that does not apply to the run's method (names the run).
     """
     if run["method"] in BOX_METHODS:
         return _box_train_params(segment, run)
     method = "maskrcnn" if run["method"] == "maskrcnn" else "maskconsist"
-    params = {k: segment[k] for k in ("backbone", "weights", "device", "min_size", "max_size", "train")}
-    params["method"] = method
+    options = dict(run.get("options") or {})
+    params = {k: segment[k] for k in ("backbone", "weights", "device", "min_size", "max_size")}
+    params.update(method=method, train={**segment["train"], **options.pop("train", {})})
+    switches = {}
     if method == "maskconsist":
         mc = segment["maskconsist"]
-        params["maskconsist"] = {k: mc[k] for k in ("delta", "intra", "inter", "iom_nms")}
+        switches = {k: mc[k] for k in ("delta", "intra", "inter", "iom_nms", "consist_from", "candidate_score")}
+    allowed = sorted(set(switches) - {"delta"})  # the flow gap is the config's (flow.gaps is checked against it)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"segment.runs: {run['name']!r} ({run['method']}): options {unknown} do not apply; "
+            f"choose from {allowed + ['train']}"
+        )
+    switches.update(options)
+    if switches:
+        params["maskconsist"] = switches
     return params
 
 

@@ -19,9 +19,9 @@ training forward step by step (the same modules and loss functions as
    then the box head on the sampled RoIs — the forward that the loss backpropagates through;
 3. under ``no_grad``, the detached class logits / box deltas of those same RoIs go
    through ``roi_heads.postprocess_detections`` (softmax, box decoding, score
-   0.05, per-class NMS 0.5, top 100): the model's current detections.
-   Their masks need the mask head on the detected boxes: this is the one piece
-   of network computation MaskConsist adds, a no-grad mask-head pass on at most
+   0.05, per-class NMS 0.5, top 100; ``candidate_score`` and up): the model's current
+   detections. Their masks need the mask head on the detected boxes: this is the one
+   piece of network computation MaskConsist adds, a no-grad mask-head pass on at most
    ``top_k`` boxes per frame (``benchmarks/maskconsist_overhead.py`` measures it).
    Detections of classes present in neither frame's pseudo-labels are dropped
    first: they can neither be transferred (Alg. 1 line 4 needs a same-class
@@ -31,6 +31,9 @@ training forward step by step (the same modules and loss functions as
 5. the sampled RoIs are re-assigned to the new labels (``assign_targets_to_proposals``,
    IoU 0.5) — not re-sampled, the box head output is reused — and the
    Fast R-CNN, mask and RPN losses are computed against the new labels.
+   (Sampling again against the new labels, one more box-head pass, measured worse on
+   davis2016: J 0.329 against 0.428.) Before iteration ``consist_from`` steps 3-5 are
+   skipped: the pseudo-labels are the labels.
 
 Both methods train through :func:`maskconsist_losses` (``consist=False`` for
 the baseline: step 3-5 skipped), so their iteration times compare directly.
@@ -148,10 +151,12 @@ def _predict_from_training(
     frame_sizes: list[tuple[int, int]],
     wanted: list[set[int] | None],
     top_k: int,
+    min_score: float = 0.0,
 ) -> list[Instances | None]:
     """Current detections from the training forward's RoI outputs (step 3 of the module docstring).
 
     ``wanted[i]``: category ids worth predicting on image i (None: image i needs no predictions).
+    Detections below ``min_score`` are dropped (besides the model's own score threshold, 0.05).
     Returns binary masks at frame resolution (threshold 0.5), boxes in frame pixels.
     """
     roi = model.roi_heads
@@ -160,6 +165,7 @@ def _predict_from_training(
     for i in range(len(boxes)):
         classes = wanted[i] or set()
         sel = torch.as_tensor([int(c) in classes for c in labels[i].tolist()], dtype=torch.bool)
+        sel &= scores[i] >= min_score
         sel = torch.nonzero(sel).flatten()[:top_k]  # postprocess_detections sorts by score
         keep_boxes.append(boxes[i][sel])
         keep_labels.append(labels[i][sel])
@@ -192,6 +198,7 @@ def maskconsist_losses(
     iou_threshold: float = 0.5,
     iom_threshold: float = 0.5,
     top_k: int = 100,
+    candidate_score: float = 0.0,
 ) -> tuple[dict[str, torch.Tensor], list[Instances]]:
     """One training forward of a torchvision Mask R-CNN with MaskConsist labels (module docstring).
 
@@ -204,6 +211,8 @@ def maskconsist_losses(
         consist: False -> the baseline: the targets are ``pseudo`` as given.
         intra, inter, iom_nms, iou_threshold, iom_threshold, top_k: of
             :func:`wsvis.maskconsist.matching.maskconsist_targets`.
+        candidate_score: the current detections that enter matching score at least this
+            (:func:`train_maskrcnn`).
 
     Returns:
         ``(losses, labels)``: the five torchvision losses (scalar tensors with
@@ -246,7 +255,7 @@ def maskconsist_losses(
                 wanted[i] = set(pseudo[i].labels.tolist()) | set(pseudo[j].labels.tolist())
         preds = (
             _predict_from_training(model, features, rois, class_logits, box_regression, image_list.image_sizes,
-                                   frame_sizes, wanted, top_k)
+                                   frame_sizes, wanted, top_k, candidate_score)
             if need and any(w for w in wanted)
             else [None] * len(images)
         )
@@ -362,6 +371,8 @@ def train_maskrcnn(
     inter: bool = True,
     iom_nms: bool = True,
     top_k: int = 100,
+    consist_from: int = 0,
+    candidate_score: float = 0.0,
     rois_per_image: int = 512,
     backbone: str = "resnet50",
     weights: str = "none",
@@ -404,6 +415,18 @@ def train_maskrcnn(
         intra, inter, iom_nms: MaskConsist components (Table 5; see
             :func:`wsvis.maskconsist.matching.maskconsist_targets`).
         top_k: predictions per frame used for matching (paper 100).
+        consist_from: iteration from which MaskConsist builds its labels; before it the frame
+            pairs train on their pseudo-labels alone, as ``maskrcnn`` (ours; paper 0, the
+            default). An untrained model's detections (score >= 0.05, masks of an untrained
+            head) are boxes half filled at random; merged across frames they are larger than the
+            pseudo-label they cover, IoM-NMS keeps the larger, and the model learns blobs that
+            the next merges make larger still. A 90K-iteration schedule outgrows this start; a
+            few hundred CPU iterations do not.
+        candidate_score: the current detections that enter intra- and inter-frame matching score
+            at least this (ours; paper: the top ``top_k`` above the model's 0.05, i.e. 0). §3.3
+            motivates the candidates as the model's "high-confidence predictions"; a briefly
+            trained model's low-score boxes jitter around the object, and the union of intra-frame
+            matching adds them all into one label larger than any of them.
         rois_per_image: RoIs sampled per image for the box head (512; see
             :func:`wsvis.models.maskrcnn.build_maskrcnn`).
         backbone, weights, min_size, max_size: of :func:`wsvis.models.maskrcnn.build_maskrcnn`.
@@ -428,12 +451,17 @@ def train_maskrcnn(
 
     Raises:
         ValueError: unknown method, inputs of different lengths, no labelled frame,
-            pseudo-labels not of the frames' size.
+            pseudo-labels not of the frames' size, ``consist_from`` < 0,
+            ``candidate_score`` outside [0, 1].
         FloatingPointError: the loss became NaN or infinite (the training diverged); the last
             checkpoint is from before.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+    if consist_from < 0:
+        raise ValueError(f"consist_from must be >= 0 (an iteration), got {consist_from}")
+    if not 0 <= candidate_score <= 1:
+        raise ValueError(f"candidate_score must be in [0, 1], got {candidate_score}")
     if len(pseudo_paths) != len(frames) or (flow_paths is not None and len(flow_paths) != len(frames)):
         raise ValueError("frames, pseudo_paths and flow_paths need one entry per video")
     out_dir = Path(out_dir)
@@ -461,7 +489,8 @@ def train_maskrcnn(
         stop = iterations if max_iterations is None else min(iterations, int(max_iterations))
         config = {
             "method": method, "categories": list(categories), "delta": delta, "intra": intra, "inter": inter,
-            "iom_nms": iom_nms, "top_k": top_k, "rois_per_image": rois_per_image, "backbone": backbone,
+            "iom_nms": iom_nms, "top_k": top_k, "consist_from": consist_from, "candidate_score": candidate_score,
+            "rois_per_image": rois_per_image, "backbone": backbone,
             "weights": str(weights), "min_size": min_size, "max_size": max_size, "iterations": iterations,
             "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
             "steps": list(steps), "gamma": gamma, "seed": seed,
@@ -484,8 +513,8 @@ def train_maskrcnn(
             batch = _iteration_batch(videos, index, it, seed, batch_size, pairs)
             images, pseudo, frame_pairs = _load_batch(videos, batch, dev)
             losses, _ = maskconsist_losses(
-                model, images, pseudo, frame_pairs, consist=pairs, intra=intra, inter=inter, iom_nms=iom_nms,
-                top_k=top_k,
+                model, images, pseudo, frame_pairs, consist=pairs and it >= consist_from, intra=intra, inter=inter,
+                iom_nms=iom_nms, top_k=top_k, candidate_score=candidate_score,
             )
             loss = sum(losses.values())
             optimizer_step(loss, losses, model=model, optimizer=opt, lr_scheduler=sched, iteration=it, stop=stop,
