@@ -151,12 +151,12 @@ def _predict_from_training(
     frame_sizes: list[tuple[int, int]],
     wanted: list[set[int] | None],
     top_k: int,
-    min_score: float = 0.0,
+    candidate_score: float = 0.0,
 ) -> list[Instances | None]:
     """Current detections from the training forward's RoI outputs (step 3 of the module docstring).
 
     ``wanted[i]``: category ids worth predicting on image i (None: image i needs no predictions).
-    Detections below ``min_score`` are dropped (besides the model's own score threshold, 0.05).
+    Detections below ``candidate_score`` are dropped (besides the model's own score threshold, 0.05).
     Returns binary masks at frame resolution (threshold 0.5), boxes in frame pixels.
     """
     roi = model.roi_heads
@@ -165,7 +165,7 @@ def _predict_from_training(
     for i in range(len(boxes)):
         classes = wanted[i] or set()
         sel = torch.as_tensor([int(c) in classes for c in labels[i].tolist()], dtype=torch.bool)
-        sel &= scores[i] >= min_score
+        sel &= scores[i] >= candidate_score
         sel = torch.nonzero(sel).flatten()[:top_k]  # postprocess_detections sorts by score
         keep_boxes.append(boxes[i][sel])
         keep_labels.append(labels[i][sel])
