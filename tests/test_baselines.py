@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from wsvis.baselines import compute_video_baseline
-from wsvis.baselines.box import box_instances, grabcut_instances, grabcut_mask
+from wsvis.baselines.box import box_instances, grabcut_instances, grabcut_mask, grabcut_refine
 from wsvis.baselines.motion import camera_flow, motion_foreground, motion_instances
 from wsvis.evaluate.pseudo import region_similarity
 from wsvis.flow.stage import compute_video_flow
@@ -118,6 +118,31 @@ def test_grabcut_that_keeps_nothing_falls_back_to_the_box(monkeypatch):
     img, _ = _disc_frame()
     cut = grabcut_mask(img, np.array([34.0, 18.0, 94.0, 78.0]))
     assert cut.sum() == 60 * 60 and cut[18:78, 34:94].all()
+
+
+def test_grabcut_refine_pulls_a_blob_and_a_partial_mask_onto_the_disc(monkeypatch):
+    """A walk's blob (the disc plus a halo) and a partial mask (its left 70 %) both re-cut onto the disc."""
+    import cv2
+
+    img, disc = _disc_frame()
+    yy, xx = np.mgrid[0:H, 0:W]
+    ys, xs = np.nonzero(disc)
+    cy, cx, r = ys.mean(), xs.mean(), np.sqrt(disc.sum() / np.pi)
+    blob = (yy - cy) ** 2 + (xx - cx) ** 2 < (1.4 * r) ** 2
+    partial = disc & (xx < xs.min() + 0.7 * (xs.max() - xs.min()))
+    empty = np.zeros((H, W), bool)
+    out = grabcut_refine(img, np.stack([blob, partial, empty]), margin=0.5)
+    assert out.shape == (3, H, W) and out.dtype == bool
+    for before, after in zip((blob, partial), out[:2]):
+        assert region_similarity(before, disc) < 0.8 < region_similarity(after, disc)
+    assert not out[2].any()  # empty stays empty
+    # A cut that keeps nothing leaves the mask as it was (not its box).
+    monkeypatch.setattr(cv2, "grabCut", lambda img, mask, *a: mask.fill(cv2.GC_BGD))
+    np.testing.assert_array_equal(grabcut_refine(img, blob[None])[0], blob)
+    with pytest.raises(ValueError, match="margin"):
+        grabcut_refine(img, blob[None], margin=-0.1)
+    with pytest.raises(ValueError, match="masks"):
+        grabcut_refine(img, blob[None, :10])
 
 
 def test_box_instances_fill_boxes_largest_first():

@@ -157,6 +157,15 @@ def test_make_video_pseudo_labels(tmp_path):
         assert np.all((sc >= 0) & (sc <= 1))
     assert (instances[1] == 0).all()
     assert (instances[0] > 0).any() and (instances[2] > 0).any()
+    # GrabCut refinement: recorded in the attrs, untagged frames stay empty; a bad value names the key.
+    out_gc = tmp_path / "pseudo" / "irn_gc" / "v.zarr"
+    make_video_pseudo_labels(paths, cam_path, "cam", model, out_gc, variant="irn", exp_times=4, refine="grabcut",
+                             device="cpu", progress=False)
+    instances_gc, _, _, attrs_gc = read_pseudo(out_gc)
+    assert attrs_gc["irn"]["refine"] == "grabcut" and (instances_gc[1] == 0).all()
+    with pytest.raises(ValueError, match="irn.infer.refine"):
+        make_video_pseudo_labels(paths, cam_path, "cam", model, tmp_path / "bad.zarr", variant="irn", refine="crf",
+                                 device="cpu", progress=False)
 
 
 def test_centroid_at_the_grid_corner():

@@ -2,7 +2,8 @@
 
 Reads the video's CAM artifact (``cam`` for IRN, ``fcam`` for flowIRN), runs
 the trained :class:`wsvis.irn.net.IRNet` on each frame (boundary with flip
-averaging, displacement), and writes ``pseudo/{variant}/{video}.zarr`` with
+averaging, displacement), optionally re-cuts each instance with GrabCut
+(``refine``), and writes ``pseudo/{variant}/{video}.zarr`` with
 :class:`wsvis.io.pseudo.PseudoLabelWriter` from
 :func:`wsvis.irn.instances.instance_pseudo_labels`. Frames without tags (all
 CAMs zero) get no instances.
@@ -17,13 +18,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from wsvis.baselines.box import grabcut_refine
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.irn.instances import instance_pseudo_labels
 from wsvis.irn.labels import open_video_cams, read_frame_like_cams
 from wsvis.irn.train import load_irn
 from wsvis.torchutil import resolve_device, to_tensor
 
-__all__ = ["make_video_pseudo_labels"]
+__all__ = ["REFINEMENTS", "make_video_pseudo_labels"]
+
+REFINEMENTS = ("none", "grabcut")
 
 
 def make_video_pseudo_labels(
@@ -40,6 +44,9 @@ def make_video_pseudo_labels(
     ins_seg_bg_thres: float = 0.25,
     instances: str = "displacement",
     instance_class: str = "pixel",
+    refine: str = "none",
+    refine_margin: float = 0.1,
+    refine_iterations: int = 5,
     device: str = "auto",
     params: dict[str, Any] | None = None,
     progress: bool = True,
@@ -56,16 +63,21 @@ def make_video_pseudo_labels(
         beta, exp_times, rw_radius, ins_seg_bg_thres, instances, instance_class: of
             :func:`wsvis.irn.instances.instance_pseudo_labels` (IRN 10, 8, 5, 0.25,
             ``"displacement"``, ``"pixel"``).
+        refine: ``"none"`` (IRN) or ``"grabcut"``: each instance re-cut by GrabCut
+            started from it (:func:`wsvis.baselines.box.grabcut_refine`, our addition).
+        refine_margin, refine_iterations: ``margin`` and ``iterations`` of that cut.
         device: ``auto | cpu | cuda[:N]`` for the network.
         params: the stage's config section (stored in attrs).
         progress: tqdm bar over frames.
 
     Raises:
-        ValueError: bad ``source``, frame count or grid differing from the CAMs.
+        ValueError: bad ``source`` or ``refine``, frame count or grid differing from the CAMs.
         ArtifactError: missing or incomplete CAM artifact.
         FileNotFoundError: missing model.
         FrameError: unreadable frame or frame size differing from the CAMs'.
     """
+    if refine not in REFINEMENTS:
+        raise ValueError(f"{out}: irn.infer.refine must be one of {REFINEMENTS}, got {refine!r}")
     cams, (big_h, big_w), categories = open_video_cams(cam_path, source, len(images))
     images = [os.fspath(p) for p in images]
     dev = resolve_device(device)
@@ -78,6 +90,9 @@ def make_video_pseudo_labels(
         "ins_seg_bg_thres": ins_seg_bg_thres,
         "instances": instances,
         "instance_class": instance_class,
+        "refine": refine,
+        "refine_margin": refine_margin,
+        "refine_iterations": refine_iterations,
     }
     with PseudoLabelWriter(
         out,
@@ -109,4 +124,6 @@ def make_video_pseudo_labels(
                 instances=instances,
                 instance_class=instance_class,
             )
+            if refine == "grabcut":
+                masks = grabcut_refine(img, masks, margin=refine_margin, iterations=refine_iterations)
             writer.add_frame(t, masks, classes, scores)
