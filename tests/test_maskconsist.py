@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from wsvis.maskconsist.matching import (
@@ -124,3 +125,27 @@ def test_maskconsist_targets_switches():
     assert len(lt2) == 2
     lt, lt2 = maskconsist_targets(pred, pred, pseudo_t, pseudo_t2, None, None)
     assert len(lt) == 1 and len(lt2) == 0
+
+
+def test_majority_merge_is_a_pixel_vote_with_the_pseudo_label():
+    """merge='majority': pixels held by 2 of {warped p_i^t, matched p_j^{t+δ}, pseudo-labels of t+δ of the class}."""
+    zero = const_flow(0.0, 0.0)
+    a, b = rect(4, 4, 14, 14), rect(4, 6, 14, 16)  # the same object, predicted 2 px apart in t and t+δ
+    p_t, p_t2 = make_instances(np.stack([a]), [1], [0.9]), make_instances(np.stack([b]), [1], [0.8])
+    pseudo_t = make_instances(np.stack([a]), [1])
+    pseudo_t2 = make_instances(np.stack([rect(4, 5, 14, 15), rect(0, 0, 3, 3)]), [1, 2])  # class 2 never votes
+    matches = match_frames(p_t, p_t2, zero)
+    union = transfer_labels(matches, p_t, p_t2, pseudo_t, zero)
+    vote = transfer_labels(matches, p_t, p_t2, pseudo_t, zero, merge="majority", pseudo_t2=pseudo_t2)
+    assert union.masks[0].sum() == 10 * 12  # the union outgrows the 10 x 10 object
+    np.testing.assert_array_equal(vote.masks[0].numpy(), rect(4, 5, 14, 15))  # 10 x 10: columns 5..14
+    assert vote.boxes[0].tolist() == [5, 4, 15, 14] and vote.labels.tolist() == [1]
+    # No pseudo-label of the class in t+δ: the vote is the two masks' intersection.
+    none = make_instances(np.zeros((0, H, W), bool), np.zeros(0, int))
+    vote = transfer_labels(matches, p_t, p_t2, pseudo_t, zero, merge="majority", pseudo_t2=none)
+    np.testing.assert_array_equal(vote.masks[0].numpy(), a & b)
+    # Through maskconsist_targets, the majority label replaces nothing it does not cover better.
+    _, lt2 = maskconsist_targets(p_t, p_t2, pseudo_t, pseudo_t2, zero, zero, merge="majority")
+    assert max(int(m.sum()) for m in lt2.masks) == 100
+    with pytest.raises(ValueError, match="merge"):
+        transfer_labels(matches, p_t, p_t2, pseudo_t, zero, merge="mean")

@@ -409,7 +409,7 @@ def segment_train_params(segment: dict, run: dict) -> dict:
     switches = {}
     if method == "maskconsist":
         mc = segment["maskconsist"]
-        switches = {k: mc[k] for k in ("delta", "intra", "inter", "iom_nms", "consist_from", "candidate_score")}
+        switches = {k: mc[k] for k in ("delta", "intra", "inter", "iom_nms", "consist_from", "candidate_score", "merge")}
     allowed = sorted(set(switches) - {"delta"})  # the flow gap is the config's (flow.gaps is checked against it)
     unknown = sorted(set(options) - set(allowed))
     if unknown:

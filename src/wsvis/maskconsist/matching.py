@@ -41,6 +41,7 @@ from torchvision.ops import box_iou
 from wsvis.flow.ops import warp_mask
 
 __all__ = [
+    "MERGES",
     "Instances",
     "make_instances",
     "empty_instances",
@@ -56,6 +57,8 @@ __all__ = [
     "maskconsist_targets",
     "to_target",
 ]
+
+MERGES = ("union", "majority")  # Alg. 1 line 5: the paper's Merge, our pixel vote (transfer_labels)
 
 
 class Instances(NamedTuple):
@@ -334,6 +337,8 @@ def transfer_labels(
     iou_threshold: float = 0.5,
     *,
     warped: Instances | None = None,
+    merge: str = "union",
+    pseudo_t2: Instances | None = None,
 ) -> Instances:
     """Algorithm 1 (temporally consistent assignment): P^{t+δ}_maskCon from M^{t,t+δ} and P^t_fIRN.
 
@@ -346,6 +351,15 @@ def transfer_labels(
     For the direction t+δ -> t call it with the frames swapped, the pairs
     reversed and the flow t -> t+δ.
 
+    ``merge="majority"`` (our option) replaces line 5's union by a pixel vote
+    of three masks: the warped one, the matched one and the union of the
+    original pseudo-labels of frame t+δ of the class (empty if none): a pixel
+    is in the label when two of the three have it. A union of two masks of one
+    object that agree at IoU u is 2/(1+u) times the object (1.2x at u = 0.7),
+    and IoM-NMS keeps the larger of nested masks, so under ``union`` the labels
+    grow with every round of training on them; the vote neither grows nor
+    shrinks them systematically.
+
     Args:
         matches: ``(i, j)`` pairs from :func:`match_frames`.
         p_exp_t, p_exp_t2: expanded predictions of t and t+δ.
@@ -353,10 +367,19 @@ def transfer_labels(
         flow_t2_to_t: (H, W, 2) flow t+δ -> t on frame t+δ's grid.
         iou_threshold: box IoU of line 4.
         warped: ``warp_instances(p_exp_t, flow_t2_to_t)`` if already computed.
+        merge: ``"union"`` (the paper's Merge) or ``"majority"``.
+        pseudo_t2: original pseudo-labels of frame t+δ (the third voter of ``majority``).
 
     Returns:
         :class:`Instances` on frame t+δ's grid (possibly none).
+
+    Raises:
+        ValueError: unknown ``merge``; ``majority`` without ``pseudo_t2``.
     """
+    if merge not in MERGES:
+        raise ValueError(f"segment.maskconsist.merge must be one of {MERGES}, got {merge!r}")
+    if merge == "majority" and pseudo_t2 is None:
+        raise ValueError("merge 'majority' needs the pseudo-labels of frame t+δ (pseudo_t2)")
     h, w = p_exp_t2.masks.shape[1:] if len(p_exp_t2) else p_exp_t.masks.shape[1:]
     if not matches or len(pseudo_t) == 0:
         return empty_instances(h, w)
@@ -370,6 +393,11 @@ def transfer_labels(
     ii, jj = ii[ok], jj[ok]
     wi = (warp_instances(p_exp_t.select(ii), flow_t2_to_t) if warped is None else warped.select(ii))
     merged = wi.masks | p_exp_t2.masks[jj]
+    if merge == "majority":
+        labels = p_exp_t.labels[ii]
+        voter = (pseudo_t2.labels[None, :] == labels[:, None]).float()  # (P, M2)
+        pseudo_cls = (voter @ pseudo_t2.masks.flatten(1).float()).reshape(merged.shape) > 0
+        merged = (wi.masks.int() + p_exp_t2.masks[jj].int() + pseudo_cls.int()) >= 2
     return Instances(merged, mask_boxes(merged), p_exp_t.labels[ii].clone(), p_exp_t.scores[ii].clone())
 
 
@@ -396,6 +424,7 @@ def maskconsist_targets(
     iou_threshold: float = 0.5,
     iom_threshold: float = 0.5,
     top_k: int = 100,
+    merge: str = "union",
 ) -> tuple[Instances, Instances]:
     """MaskConsist training labels of a frame pair (§3.3): P_maskCon ∪ P_fIRN, IoM-NMS, both frames.
 
@@ -425,6 +454,7 @@ def maskconsist_targets(
         iou_threshold: box IoU of intra-frame matching and of Alg. 1 line 4 (0.5).
         iom_threshold: IoM-NMS threshold (0.5).
         top_k: predictions per frame in P_exp (100).
+        merge: Alg. 1 line 5, ``"union"`` (paper) or ``"majority"`` (:func:`transfer_labels`).
 
     Returns:
         ``(labels_t, labels_t2)`` as :class:`Instances`; :func:`to_target`
@@ -448,9 +478,10 @@ def maskconsist_targets(
     exp_t, exp_t2 = expand(pred_t, pseudo_t), expand(pred_t2, pseudo_t2)
     warped_t = warp_instances(exp_t, flow_t2_to_t)  # W_{t→t+δ}(P^t_exp), reused by matching and Alg. 1
     matches = match_frames(exp_t, exp_t2, flow_t2_to_t, warped=warped_t)
-    to_t2 = transfer_labels(matches, exp_t, exp_t2, pseudo_t, flow_t2_to_t, iou_threshold, warped=warped_t)
+    to_t2 = transfer_labels(matches, exp_t, exp_t2, pseudo_t, flow_t2_to_t, iou_threshold, warped=warped_t,
+                            merge=merge, pseudo_t2=pseudo_t2)
     back = [(j, i) for i, j in matches]
-    to_t = transfer_labels(back, exp_t2, exp_t, pseudo_t2, flow_t_to_t2, iou_threshold)
+    to_t = transfer_labels(back, exp_t2, exp_t, pseudo_t2, flow_t_to_t2, iou_threshold, merge=merge, pseudo_t2=pseudo_t)
     return _combine(to_t, pseudo_t, iom_nms, iom_threshold), _combine(to_t2, pseudo_t2, iom_nms, iom_threshold)
 
 

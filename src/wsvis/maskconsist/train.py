@@ -89,7 +89,7 @@ from wsvis.flow.stage import read_flow
 from wsvis.io.images import read_image
 from wsvis.io.pseudo import frame_instances, read_pseudo
 from wsvis.io.store import atomic_file
-from wsvis.maskconsist.matching import Instances, make_instances, maskconsist_targets, to_target
+from wsvis.maskconsist.matching import MERGES, Instances, make_instances, maskconsist_targets, to_target
 from wsvis.models.maskrcnn import build_maskrcnn, paste_masks
 from wsvis.torchutil import (
     deterministic_run,
@@ -199,6 +199,7 @@ def maskconsist_losses(
     iom_threshold: float = 0.5,
     top_k: int = 100,
     candidate_score: float = 0.0,
+    merge: str = "union",
 ) -> tuple[dict[str, torch.Tensor], list[Instances]]:
     """One training forward of a torchvision Mask R-CNN with MaskConsist labels (module docstring).
 
@@ -209,7 +210,7 @@ def maskconsist_losses(
         pairs: which images form (t, t+δ) pairs, with their flows; an image in
             no pair is a single frame.
         consist: False -> the baseline: the targets are ``pseudo`` as given.
-        intra, inter, iom_nms, iou_threshold, iom_threshold, top_k: of
+        intra, inter, iom_nms, iou_threshold, iom_threshold, top_k, merge: of
             :func:`wsvis.maskconsist.matching.maskconsist_targets`.
         candidate_score: the current detections that enter matching score at least this
             (:func:`train_maskrcnn`).
@@ -260,7 +261,7 @@ def maskconsist_losses(
             else [None] * len(images)
         )
         kw = dict(intra=intra, inter=inter, iom_nms=iom_nms, iou_threshold=iou_threshold,
-                  iom_threshold=iom_threshold, top_k=top_k)
+                  iom_threshold=iom_threshold, top_k=top_k, merge=merge)
         for i in range(len(images)):  # single frames: pseudo-labels (after IoM-NMS)
             if i not in partner:
                 trained_on[i] = maskconsist_targets(pseudo[i], pseudo[i], pseudo[i], pseudo[i], None, None, **kw)[0]
@@ -373,6 +374,7 @@ def train_maskrcnn(
     top_k: int = 100,
     consist_from: int = 0,
     candidate_score: float = 0.0,
+    merge: str = "union",
     rois_per_image: int = 512,
     backbone: str = "resnet50",
     weights: str = "none",
@@ -427,6 +429,9 @@ def train_maskrcnn(
             motivates the candidates as the model's "high-confidence predictions"; a briefly
             trained model's low-score boxes jitter around the object, and the union of intra-frame
             matching adds them all into one label larger than any of them.
+        merge: Alg. 1 line 5: ``"union"`` (paper) or ``"majority"`` (ours: a pixel vote of the
+            warped mask, the matched mask and the frame's pseudo-labels of the class; see
+            :func:`wsvis.maskconsist.matching.transfer_labels`).
         rois_per_image: RoIs sampled per image for the box head (512; see
             :func:`wsvis.models.maskrcnn.build_maskrcnn`).
         backbone, weights, min_size, max_size: of :func:`wsvis.models.maskrcnn.build_maskrcnn`.
@@ -452,7 +457,7 @@ def train_maskrcnn(
     Raises:
         ValueError: unknown method, inputs of different lengths, no labelled frame,
             pseudo-labels not of the frames' size, ``consist_from`` < 0,
-            ``candidate_score`` outside [0, 1].
+            ``candidate_score`` outside [0, 1], unknown ``merge``.
         FloatingPointError: the loss became NaN or infinite (the training diverged); the last
             checkpoint is from before.
     """
@@ -462,6 +467,8 @@ def train_maskrcnn(
         raise ValueError(f"consist_from must be >= 0 (an iteration), got {consist_from}")
     if not 0 <= candidate_score <= 1:
         raise ValueError(f"candidate_score must be in [0, 1], got {candidate_score}")
+    if merge not in MERGES:
+        raise ValueError(f"segment.maskconsist.merge must be one of {MERGES}, got {merge!r}")
     if len(pseudo_paths) != len(frames) or (flow_paths is not None and len(flow_paths) != len(frames)):
         raise ValueError("frames, pseudo_paths and flow_paths need one entry per video")
     out_dir = Path(out_dir)
@@ -490,6 +497,7 @@ def train_maskrcnn(
         config = {
             "method": method, "categories": list(categories), "delta": delta, "intra": intra, "inter": inter,
             "iom_nms": iom_nms, "top_k": top_k, "consist_from": consist_from, "candidate_score": candidate_score,
+            "merge": merge,
             "rois_per_image": rois_per_image, "backbone": backbone,
             "weights": str(weights), "min_size": min_size, "max_size": max_size, "iterations": iterations,
             "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
@@ -514,7 +522,7 @@ def train_maskrcnn(
             images, pseudo, frame_pairs = _load_batch(videos, batch, dev)
             losses, _ = maskconsist_losses(
                 model, images, pseudo, frame_pairs, consist=pairs and it >= consist_from, intra=intra, inter=inter,
-                iom_nms=iom_nms, top_k=top_k, candidate_score=candidate_score,
+                iom_nms=iom_nms, top_k=top_k, candidate_score=candidate_score, merge=merge,
             )
             loss = sum(losses.values())
             optimizer_step(loss, losses, model=model, optimizer=opt, lr_scheduler=sched, iteration=it, stop=stop,
