@@ -182,8 +182,8 @@ def test_davis_configs_train_stcseg_with_dice_and_two_conv_towers():
     assert [params[n]["boundary"] for n in ("stcseg", "stcseg_bd", "stcseg_bce")] == ["dice", "bd", "bce"]
     assert [params[n]["head_convs"] for n in params] == [2, 2, 2, 4]
     assert segment_train_params(config["segment"], runs["stcseg_bd"])["train"]["iterations"] == 1000
-    merges = {n: segment_train_params(config["segment"], runs[n])["maskconsist"]["merge"] for n in ("maskconsist", "maskconsist_majority")}
-    assert merges == {"maskconsist": "union", "maskconsist_majority": "majority"}
+    merges = {n: segment_train_params(config["segment"], runs[n])["maskconsist"]["merge"] for n in ("maskconsist", "maskconsist_union")}
+    assert merges == {"maskconsist": "majority", "maskconsist_union": "union"}
 
 
 def test_box_run_errors_name_the_run():
