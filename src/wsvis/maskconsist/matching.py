@@ -392,11 +392,10 @@ def transfer_labels(
         return empty_instances(h, w)
     ii, jj = ii[ok], jj[ok]
     wi = (warp_instances(p_exp_t.select(ii), flow_t2_to_t) if warped is None else warped.select(ii))
-    merged = wi.masks | p_exp_t2.masks[jj]
-    if merge == "majority":
-        labels = p_exp_t.labels[ii]
-        voter = (pseudo_t2.labels[None, :] == labels[:, None]).float()  # (P, M2)
-        pseudo_cls = (voter @ pseudo_t2.masks.flatten(1).float()).reshape(merged.shape) > 0
+    if merge == "union":
+        merged = wi.masks | p_exp_t2.masks[jj]
+    else:  # majority: 2 of {warped, matched, the class's pseudo-labels of t+δ}
+        pseudo_cls = torch.stack([pseudo_t2.masks[pseudo_t2.labels == c].any(dim=0) for c in p_exp_t.labels[ii]])
         merged = (wi.masks.int() + p_exp_t2.masks[jj].int() + pseudo_cls.int()) >= 2
     return Instances(merged, mask_boxes(merged), p_exp_t.labels[ii].clone(), p_exp_t.scores[ii].clone())
 
