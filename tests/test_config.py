@@ -152,9 +152,11 @@ def test_box_runs_params_and_options():
     assert runs["stcseg"]["pseudo"] == "stc" and runs["boxinst_flow"]["pseudo"] is None
     seg = config["segment"]
     stc = segment_train_params(seg, runs["stcseg"])
-    assert stc["method"] == "stcseg" and stc["condinst"]["boundary"] == "bd" and "flow_pairwise" not in stc["condinst"]
-    assert stc["condinst"]["head_convs"] == 4  # the papers' FCOS towers unless a config says otherwise
+    assert stc["method"] == "stcseg" and stc["condinst"]["boundary"] == "dice" and "flow_pairwise" not in stc["condinst"]
+    assert stc["condinst"]["head_convs"] == 2  # the demo's CPU towers (schema default: the papers' 4)
     flow = segment_train_params(seg, runs["boxinst_flow"])
+    # The demo ramps the pairwise loss up over its whole schedule (a short ramp collapses the masks).
+    assert flow["condinst"]["pairwise_warmup"] == flow["train"]["iterations"] == 120
     assert flow["condinst"]["detection_fusion"] == "sum" and flow["condinst"]["flow_threshold"] == 0.6
     assert flow["condinst"]["color_threshold"] == 0.3 and flow["condinst"]["dilation"] == 2  # BoxInst's
     # MaskConsist runs override segment.maskconsist switches and segment.train keys (Table 5 rows).

@@ -136,3 +136,42 @@ def test_grabcut_flow_refinement_beats_m_inside_the_box(tmp_path):
     with pytest.raises(ValueError, match="needs the video's frames"):
         compute_video_stc(boxes, [["car"]] * n, (h, w), flow, None, tmp_path / "x.zarr", categories=["car"],
                           refine="grabcut_flow")
+
+
+def test_grabcut_flow_falls_back_to_the_box_cut_when_the_prior_cut_keeps_nothing(tmp_path, monkeypatch):
+    """A motion prior too small for GrabCut's colour model can leave an empty cut; the instance is then
+    GrabCut from the box alone (what the `grabcut` baseline gives), not the filled box."""
+    import cv2
+
+    import wsvis.baselines.box as box_module
+
+    h, w, n = 72, 96, 2
+    rng = np.random.default_rng(2)
+    background = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3)).astype(np.uint8), (5, 5), 0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    disc = (yy - 36) ** 2 + (xx - 48) ** 2 < 14**2
+    frames = []
+    for t in range(n):
+        img = background.copy()
+        img[disc] = [200, 60, 40]
+        p = tmp_path / f"{t:05d}.png"
+        cv2.imwrite(str(p), img[..., ::-1])
+        frames.append(str(p))
+    flow = tmp_path / "flow.zarr"
+    compute_video_flow(frames, flow, backend="dis", gaps=[1], progress=False)
+    real = box_module.grabcut_mask
+    calls = []
+
+    def empty_prior_cut(image, box, *, prior=None, fallback=None, **kw):
+        calls.append(prior is not None)
+        return np.zeros(image.shape[:2], bool) if prior is not None else real(image, box, fallback=fallback, **kw)
+
+    monkeypatch.setattr(box_module, "grabcut_mask", empty_prior_cut)
+    box = [28.0, 16.0, 68.0, 56.0]
+    out = tmp_path / "stc.zarr"
+    compute_video_stc([[box]] * n, [["car"]] * n, (h, w), flow, None, out, categories=["car"], signals="flow",
+                      refine="grabcut_flow", images=frames)
+    labels = np.asarray(read_pseudo(out)[0][0]) > 0
+    expected = real(np.asarray(cv2.imread(frames[0])[..., ::-1]), np.array(box))
+    assert calls[:2] == [True, False]  # the prior's cut, then the box's
+    assert (labels == expected).all() and 0 < labels.sum() < box_masks(np.array([box]), (h, w))[0].sum()
