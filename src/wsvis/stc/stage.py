@@ -187,6 +187,7 @@ def compute_video_stc(
             raise ValueError(f"{depth_path}: depth of shape {depth.shape} does not fit {num_frames} frames of {(h, w)}")
     net_kw = dict(layers=layers, dilation=dilation, pool=pool, r=r, p=p)
     flow_net, depth_net = MiniNetwork(2, **net_kw), MiniNetwork(1, **net_kw)
+    cut = dict(iterations=refine_iterations, context=refine_context)  # grabcut_flow's GrabCut settings
     used = "+".join(s for s, on in (("depth", use_depth), ("flow", use_flow)) if on)
     with PseudoLabelWriter(
         out, num_frames=num_frames, frame_size=(h, w), variant="stc", categories=list(categories),
@@ -237,8 +238,7 @@ def compute_video_stc(
                 masks = np.zeros((len(order), h, w), bool)
                 for k, i in enumerate(order):
                     prior = None if f is None else box_motion_prior(f, b[i], threshold=refine_threshold, ring=refine_ring)
-                    cut = dict(iterations=refine_iterations, context=refine_context)
-                    masks[k] = grabcut_mask(image, b[i], prior=prior, fallback=np.zeros((h, w), bool), **cut)
+                    masks[k] = grabcut_mask(image, b[i], prior=prior, fallback=masks[k], **cut)
                     if not masks[k].any():  # the prior's cut kept nothing: GrabCut from the box alone
                         masks[k] = grabcut_mask(image, b[i], **cut)
                 fg[t] = masks.any(axis=0) if len(masks) else np.zeros((h, w), bool)
