@@ -198,3 +198,21 @@ def test_train_predict_and_selftrain(clip, tmp_path):
     if inst[:].any():
         p = train_maskrcnn([frames[:3]], [new_pseudo], None, tmp_path / "st", method="maskrcnn", **kw)
         assert p.exists()
+
+
+def test_inference_proposals_bound_the_detections(clip, tmp_path):
+    """``proposals`` is the number of RPN boxes the box head scores: one proposal gives at most one
+    detection per class (categories 3); torchvision's 1000 fill all K slots at score threshold 0."""
+    frames, pseudo, flow = clip
+    model_path = train_maskrcnn([frames], [pseudo], [flow], tmp_path / "m", method="maskrcnn", categories=CATEGORIES,
+                                iterations=1, batch_size=1, rois_per_image=64, device="cpu", progress=False, **TINY)
+    counts = {}
+    for n in (1, 1000):
+        out = predict_video(frames[:2], model_path, tmp_path / f"p{n}.zarr", method="maskrcnn", score_threshold=0.0,
+                            max_detections=7, proposals=n, device="cpu", progress=False)
+        group, attrs = read_predictions(out)
+        assert attrs["proposals"] == n
+        counts[n] = (group["labels"][:] > 0).sum(axis=1)
+    assert counts[1].max() <= len(CATEGORIES) and counts[1].min() >= 1
+    assert (counts[1000] == 7).all()
+    assert build_maskrcnn(4, test_proposals=300, **TINY).eval().rpn.post_nms_top_n() == 300

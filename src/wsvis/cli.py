@@ -280,8 +280,9 @@ def cmd_segment_predict(args: argparse.Namespace) -> None:
     if not Path(args.model).is_file():
         raise FileNotFoundError(f"model not found: {args.model} (run the training stage first)")
     if torch.load(args.model, map_location="cpu", weights_only=True).get("method") in BOX_METHODS:
+        # proposals is Mask R-CNN's (its RPN); FCOS has none.
         predict_video_condinst(_images(args.table), args.model, args.out, method=args.method, flow_path=args.flow,
-                               params=cfg, **cfg)
+                               params=cfg, **{k: v for k, v in cfg.items() if k != "proposals"})
         return
     # Mask R-CNN's masks lie in their boxes already: mask_in_box is CondInst's option.
     options = {k: v for k, v in cfg.items() if k != "mask_in_box"}

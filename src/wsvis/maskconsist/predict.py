@@ -40,6 +40,7 @@ def predict_video(
     score_threshold: float = 0.05,
     nms: float = 0.5,
     max_detections: int = 20,
+    proposals: int = 1000,
     device: str = "auto",
     params: dict[str, Any] | None = None,
     progress: bool = True,
@@ -54,6 +55,8 @@ def predict_video(
         score_threshold: detections below are dropped (paper 0.05).
         nms: per-class box NMS IoU (paper 0.5).
         max_detections: K, detections kept per frame.
+        proposals: RPN proposals per frame that the box head scores (torchvision /
+            detectron2: 1000; :func:`wsvis.models.maskrcnn.build_maskrcnn`).
         device: ``auto | cpu | cuda[:N]``.
         params: the stage's config, stored in attrs.
         progress: tqdm bar.
@@ -70,12 +73,13 @@ def predict_video(
         raise ValueError("predict_video: no frames")
     dev = resolve_device(device)
     model, meta = load_maskrcnn(
-        model_path, dev, box_score_thresh=score_threshold, box_nms_thresh=nms, detections_per_img=max_detections
+        model_path, dev, box_score_thresh=score_threshold, box_nms_thresh=nms, detections_per_img=max_detections,
+        test_proposals=proposals,
     )
     return write_video_predictions(
         images, out, lambda t, img: detect(model, [img.to(dev)])[0], method=method,
         categories=list(meta["categories"]), max_detections=max_detections, params=params,
-        attrs={"score_threshold": score_threshold, "nms": nms, "model_method": meta.get("method")}, progress=progress,
+        attrs={"score_threshold": score_threshold, "nms": nms, "proposals": proposals, "model_method": meta.get("method")}, progress=progress,
     )
 
 

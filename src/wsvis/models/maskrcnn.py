@@ -153,6 +153,7 @@ def build_maskrcnn(
     trainable_layers: int | None = None,
     frozen_bn: bool | None = None,
     rois_per_image: int = 512,
+    test_proposals: int = 1000,
 ) -> MaskRCNN:
     """Build a torchvision :class:`~torchvision.models.detection.MaskRCNN` (He et al., ICCV 2017).
 
@@ -176,6 +177,10 @@ def build_maskrcnn(
             (torchvision / detectron2 default 512; training only — the
             two-MLP box head on these RoIs dominates a CPU iteration at small
             resolution, so tiny runs may lower it).
+        test_proposals: RPN proposals kept per image after NMS at inference,
+            which the box head classifies (torchvision / detectron2 FPN default
+            1000; Faster R-CNN, Ren et al. 2015: 300). The box head on them is
+            most of a CPU inference at small resolution.
 
     Returns:
         The model (train mode, on CPU).
@@ -200,6 +205,7 @@ def build_maskrcnn(
         box_nms_thresh=box_nms_thresh,
         box_detections_per_img=detections_per_img,
         box_batch_size_per_image=rois_per_image,
+        rpn_post_nms_top_n_test=test_proposals,
     )
     if backbone == "resnet50":
         return MaskRCNN(_resnet50_fpn(weights, trainable_layers, frozen_bn), **common)
