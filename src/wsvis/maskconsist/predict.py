@@ -79,7 +79,8 @@ def predict_video(
     return write_video_predictions(
         images, out, lambda t, img: detect(model, [img.to(dev)])[0], method=method,
         categories=list(meta["categories"]), max_detections=max_detections, params=params,
-        attrs={"score_threshold": score_threshold, "nms": nms, "proposals": proposals, "model_method": meta.get("method")}, progress=progress,
+        attrs={"score_threshold": score_threshold, "nms": nms, "proposals": proposals, "model_method": meta.get("method")},
+        progress=progress,
     )
 
 
