@@ -193,3 +193,36 @@ def test_stage_writes_each_baseline_as_a_pseudo_label_artifact(tmp_path):
         compute_video_baseline("box", table, tmp_path / "b2.zarr", categories=["a"])
     with pytest.raises(ValueError, match="unknown baseline"):
         compute_video_baseline("snake", table, tmp_path / "s.zarr", categories=["a", "b"])
+
+
+def test_prediction_refine_recuts_confident_masks_only(tmp_path):
+    """segment.predict.refine: a coarse blob around the disc becomes the disc; a low score keeps its mask."""
+    import cv2
+    import torch
+
+    from wsvis.io.predictions import frame_predictions, read_predictions
+    from wsvis.maskconsist.predict import write_video_predictions
+
+    img, disc = _disc_frame()
+    path = tmp_path / "00000.png"
+    cv2.imwrite(str(path), img[..., ::-1])
+    yy, xx = np.mgrid[0:H, 0:W]
+    blob = (yy - 48) ** 2 + (xx - 64) ** 2 < 31**2  # a 28x28 mask pasted up: the disc plus a halo
+
+    def detect(t, image):
+        return {"masks": torch.from_numpy(np.stack([blob, blob])).float(), "scores": torch.tensor([0.9, 0.3]),
+                "labels": torch.tensor([1, 1]), "boxes": torch.tensor([[33.0, 17.0, 95.0, 79.0]] * 2)}
+
+    def run(refine):
+        out = write_video_predictions([path], tmp_path / f"{refine}.zarr", detect, method="m", categories=["a"],
+                                      max_detections=2, refine=refine, progress=False)
+        group, attrs = read_predictions(out)
+        assert attrs["refine"] == refine
+        return frame_predictions(group, 0)[0]
+
+    plain, refined = run("none"), run("grabcut")
+    assert region_similarity(plain[0], disc) < 0.6
+    assert region_similarity(refined[0], disc) > 0.8
+    np.testing.assert_array_equal(refined[1], blob)  # score 0.3 < refine_score 0.5: not re-cut
+    with pytest.raises(ValueError, match="segment.predict.refine"):
+        run("crf")

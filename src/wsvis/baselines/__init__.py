@@ -6,6 +6,12 @@ artifact every method writes (:mod:`wsvis.baselines.stage`), so a method row
 in any table is read against them.
 """
 
-from wsvis.baselines.stage import BASELINE_SUPERVISION, BASELINES, compute_video_baseline
+import lazy_loader
 
-__all__ = ["BASELINES", "BASELINE_SUPERVISION", "compute_video_baseline"]
+# Submodules load on first use (PEP 562): a job imports torch only if its stage needs it.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "stage": ["BASELINE_SUPERVISION", "BASELINES", "compute_video_baseline"],
+    },
+)

@@ -29,7 +29,11 @@ import numpy as np
 
 from wsvis.stc.stage import box_masks
 
-__all__ = ["box_instances", "grabcut_mask", "grabcut_instances", "grabcut_refine"]
+__all__ = ["REFINEMENTS", "box_instances", "grabcut_mask", "grabcut_instances", "grabcut_refine"]
+
+#: Mask refinements of pseudo-labels (``irn.infer.refine``) and predictions (``segment.predict.refine``);
+#: ``none`` is the papers' setting, ``grabcut`` is :func:`grabcut_refine`.
+REFINEMENTS = ("none", "grabcut")
 
 
 def _by_area(boxes: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ def predict_video_condinst(
     device: str = "auto",
     params: dict[str, Any] | None = None,
     progress: bool = True,
+    **refine_options: Any,
 ) -> Path:
     """Run a CondInst ``model.pt`` on every frame of one video and write its predictions artifact.
 
@@ -51,6 +52,7 @@ def predict_video_condinst(
         score_threshold, nms, max_detections, device, params, progress: as
             :func:`wsvis.maskconsist.predict.predict_video`.
         mask_in_box: masks cut to their detected boxes (:meth:`wsvis.models.condinst.CondInst.detect`).
+        refine_options: of :func:`wsvis.maskconsist.predict.write_video_predictions` (``refine`` ...).
 
     Returns:
         ``out`` as a Path: masks (T, K, H, W) bool, scores (T, K) float32,
@@ -85,5 +87,5 @@ def predict_video_condinst(
         params=params,
         attrs={"score_threshold": score_threshold, "nms": nms, "mask_in_box": mask_in_box,
                "model_method": meta.get("method")},
-        progress=progress,
+        progress=progress, **refine_options,
     )

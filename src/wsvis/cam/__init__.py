@@ -8,28 +8,17 @@
 * :mod:`wsvis.cam.floor`: :func:`cam_floor_instances`, :func:`compute_cam_floor` (``pseudo/cam/{video}.zarr``).
 """
 
-from wsvis.cam.fcam import FCAM_PRESETS, flow_amplified_cam, flow_magnitude
-from wsvis.cam.floor import cam_floor_instances, compute_cam_floor, upsample_cam
-from wsvis.cam.infer import DEFAULT_SCALES, make_cams, strided_size
-from wsvis.cam.net import CAMNet
-from wsvis.cam.stage import CAM_STRIDE, compute_video_cams, read_cams
-from wsvis.cam.train import load_cam_model, multi_hot, train_cam
+import lazy_loader
 
-__all__ = [
-    "CAMNet",
-    "train_cam",
-    "load_cam_model",
-    "multi_hot",
-    "make_cams",
-    "strided_size",
-    "DEFAULT_SCALES",
-    "flow_amplified_cam",
-    "flow_magnitude",
-    "FCAM_PRESETS",
-    "compute_video_cams",
-    "read_cams",
-    "CAM_STRIDE",
-    "cam_floor_instances",
-    "compute_cam_floor",
-    "upsample_cam",
-]
+# Submodules load on first use (PEP 562): a job imports torch only if its stage needs it.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "fcam": ["FCAM_PRESETS", "flow_amplified_cam", "flow_magnitude"],
+        "floor": ["cam_floor_instances", "compute_cam_floor", "upsample_cam"],
+        "infer": ["DEFAULT_SCALES", "make_cams", "strided_size"],
+        "net": ["CAMNet"],
+        "stage": ["CAM_STRIDE", "compute_video_cams", "read_cams"],
+        "train": ["load_cam_model", "multi_hot", "train_cam"],
+    },
+)

@@ -5,7 +5,13 @@
   :func:`read_depth` opens its ``depth`` array.
 """
 
-from wsvis.depth.backends import DEPTH_BACKENDS, make_depth_backend
-from wsvis.depth.stage import compute_video_depth, read_depth
+import lazy_loader
 
-__all__ = ["DEPTH_BACKENDS", "make_depth_backend", "compute_video_depth", "read_depth"]
+# Submodules load on first use (PEP 562): a job imports torch only if its stage needs it.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "backends": ["DEPTH_BACKENDS", "make_depth_backend"],
+        "stage": ["compute_video_depth", "read_depth"],
+    },
+)

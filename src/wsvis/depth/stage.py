@@ -15,7 +15,6 @@ import numpy as np
 import zarr
 from tqdm import tqdm
 
-from wsvis.depth.backends import make_depth_backend
 from wsvis.io.images import FrameError, read_image
 from wsvis.io.store import DEFAULT_COMPRESSOR, ArtifactWriter, open_artifact
 
@@ -61,6 +60,9 @@ def compute_video_depth(
     if not images:
         raise ValueError("compute_video_depth: no frames given")
     backend_options = dict(backend_options or {})
+    # Imported here: the backends import torch, which readers of depth (trackers) do not need.
+    from wsvis.depth.backends import make_depth_backend
+
     depth_fn = make_depth_backend(backend, **backend_options)
     first = read_image(images[0])
     h, w = first.shape[:2]

@@ -7,16 +7,13 @@
   DAVIS J, instance counts per variant), :func:`write_pseudo_label_table`.
 """
 
-from wsvis.evaluate.coco import annotated_videos, coco_segm_eval, frame_coco_gt, mask_detections
-from wsvis.evaluate.pseudo import TABLE_COLUMNS, pseudo_label_metrics, region_similarity, write_pseudo_label_table
+import lazy_loader
 
-__all__ = [
-    "annotated_videos",
-    "coco_segm_eval",
-    "frame_coco_gt",
-    "mask_detections",
-    "TABLE_COLUMNS",
-    "pseudo_label_metrics",
-    "region_similarity",
-    "write_pseudo_label_table",
-]
+# Submodules load on first use (PEP 562): a job imports torch only if its stage needs it.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "coco": ["annotated_videos", "coco_segm_eval", "frame_coco_gt", "mask_detections"],
+        "pseudo": ["TABLE_COLUMNS", "pseudo_label_metrics", "region_similarity", "write_pseudo_label_table"],
+    },
+)

@@ -8,28 +8,17 @@
   :func:`read_flow` opens one of its arrays.
 """
 
-from wsvis.flow.backends import FLOW_BACKENDS, make_flow_backend
-from wsvis.flow.ops import (
-    backward_warp,
-    end_point_error,
-    fb_consistency,
-    flow_to_color,
-    make_color_wheel,
-    masks_to_boxes,
-    warp_mask,
-)
-from wsvis.flow.stage import compute_video_flow, read_flow
+import lazy_loader
 
-__all__ = [
-    "FLOW_BACKENDS",
-    "make_flow_backend",
-    "backward_warp",
-    "warp_mask",
-    "masks_to_boxes",
-    "fb_consistency",
-    "flow_to_color",
-    "make_color_wheel",
-    "end_point_error",
-    "compute_video_flow",
-    "read_flow",
-]
+# Submodules load on first use (PEP 562): a job imports torch only if its stage needs it.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "backends": ["FLOW_BACKENDS", "make_flow_backend"],
+        "ops": [
+            "backward_warp", "end_point_error", "fb_consistency", "flow_to_color", "make_color_wheel", "masks_to_boxes",
+            "warp_mask",
+        ],
+        "stage": ["compute_video_flow", "read_flow"],
+    },
+)

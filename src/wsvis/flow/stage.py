@@ -32,7 +32,6 @@ import numpy as np
 import zarr
 from tqdm import tqdm
 
-from wsvis.flow.backends import make_flow_backend
 from wsvis.io.images import FrameError, read_image
 from wsvis.io.store import DEFAULT_COMPRESSOR, ArtifactWriter, BackgroundWriter, open_artifact
 
@@ -132,6 +131,9 @@ def compute_video_flow(
     if not images:
         raise ValueError("compute_video_flow: no frames given")
     backend_options = dict(backend_options or {})
+    # Imported here: the backends import torch, which readers of flow (trackers, baselines) do not need.
+    from wsvis.flow.backends import make_flow_backend
+
     flow_fn = make_flow_backend(backend, **backend_options)
     first = read_image(images[0])
     h, w = first.shape[:2]

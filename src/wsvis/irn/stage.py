@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wsvis.baselines.box import grabcut_refine
+from wsvis.baselines.box import REFINEMENTS, grabcut_refine
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.irn.instances import instance_pseudo_labels
 from wsvis.irn.labels import open_video_cams, read_frame_like_cams
@@ -26,8 +26,6 @@ from wsvis.irn.train import load_irn
 from wsvis.torchutil import resolve_device, to_tensor
 
 __all__ = ["REFINEMENTS", "make_video_pseudo_labels"]
-
-REFINEMENTS = ("none", "grabcut")
 
 
 def make_video_pseudo_labels(

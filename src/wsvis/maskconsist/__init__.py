@@ -7,29 +7,17 @@
   predictions -> pseudo-labels for self-training.
 """
 
-from wsvis.maskconsist.matching import (
-    Instances,
-    expand_predictions,
-    iom,
-    iom_nms,
-    maskconsist_targets,
-    match_frames,
-    transfer_labels,
-)
-from wsvis.maskconsist.predict import predict_video, predictions_to_pseudo
-from wsvis.maskconsist.train import METHODS, maskconsist_losses, train_maskrcnn
+import lazy_loader
 
-__all__ = [
-    "Instances",
-    "iom",
-    "iom_nms",
-    "expand_predictions",
-    "match_frames",
-    "transfer_labels",
-    "maskconsist_targets",
-    "maskconsist_losses",
-    "train_maskrcnn",
-    "predict_video",
-    "predictions_to_pseudo",
-    "METHODS",
-]
+# Submodules load on first use (PEP 562): a job imports torch only if its stage needs it.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "matching": [
+            "Instances", "expand_predictions", "iom", "iom_nms", "maskconsist_targets", "match_frames",
+            "transfer_labels",
+        ],
+        "predict": ["predict_video", "predictions_to_pseudo"],
+        "train": ["METHODS", "maskconsist_losses", "train_maskrcnn"],
+    },
+)

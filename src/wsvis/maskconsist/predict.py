@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from wsvis.baselines.box import REFINEMENTS, grabcut_refine
 from wsvis.io.predictions import PredictionWriter, frame_predictions, read_predictions
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.maskconsist.train import image_tensor
@@ -44,6 +45,7 @@ def predict_video(
     device: str = "auto",
     params: dict[str, Any] | None = None,
     progress: bool = True,
+    **refine_options: Any,
 ) -> Path:
     """Run the model of ``model_path`` on every frame of one video and write its predictions artifact.
 
@@ -60,6 +62,8 @@ def predict_video(
         device: ``auto | cpu | cuda[:N]``.
         params: the stage's config, stored in attrs.
         progress: tqdm bar.
+        refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``
+            of :func:`write_video_predictions` (default: no refinement, the paper's).
 
     Returns:
         ``out`` as a Path. Arrays: masks (T, K, H, W) bool, scores (T, K)
@@ -80,7 +84,7 @@ def predict_video(
         images, out, lambda t, img: detect(model, [img.to(dev)])[0], method=method,
         categories=list(meta["categories"]), max_detections=max_detections, params=params,
         attrs={"score_threshold": score_threshold, "nms": nms, "proposals": proposals, "model_method": meta.get("method")},
-        progress=progress,
+        progress=progress, **refine_options,
     )
 
 
@@ -94,6 +98,10 @@ def write_video_predictions(
     max_detections: int,
     params: dict[str, Any] | None = None,
     attrs: dict[str, Any] | None = None,
+    refine: str = "none",
+    refine_score: float = 0.5,
+    refine_margin: float = 0.1,
+    refine_iterations: int = 5,
     progress: bool = True,
 ) -> Path:
     """The frame loop every segmenter's inference shares: read each frame, detect, write the predictions artifact.
@@ -104,16 +112,28 @@ def write_video_predictions(
         detect_frame: ``(t, image (3, H, W) float32 RGB in [0, 1]) -> {"masks" (n, H, W) float
             probabilities, "scores" (n,), "labels" (n,) category ids, "boxes" (n, 4) xyxy pixels}``.
         method, categories, max_detections, params, attrs: of :class:`wsvis.io.predictions.PredictionWriter`.
+        refine: ``"none"`` (the papers) or ``"grabcut"``: each binarised mask of a detection
+            scoring >= ``refine_score`` re-cut by GrabCut started from it
+            (:func:`wsvis.baselines.box.grabcut_refine`, ``refine_margin`` and
+            ``refine_iterations`` its ``margin`` and ``iterations``; ours, the
+            counterpart of the pseudo-labels' ``irn.infer.refine`` at inference:
+            Mask R-CNN's 28x28 masks and CondInst's stride-4 masks are pasted
+            up to the frame, so their edges do not follow it).
         progress: tqdm bar.
 
     Returns:
-        ``out`` as a Path; masks are the probabilities binarised at 0.5.
+        ``out`` as a Path; masks are the probabilities binarised at 0.5 (then refined).
 
     Raises:
-        ValueError: a frame whose size differs from the first one's (names the file).
+        ValueError: a frame whose size differs from the first one's (names the file);
+            ``refine`` not one of :data:`REFINEMENTS`.
     """
+    if refine not in REFINEMENTS:
+        raise ValueError(f"{out}: segment.predict.refine must be one of {REFINEMENTS}, got {refine!r}")
     first = image_tensor(images[0])
     size = tuple(int(s) for s in first.shape[1:])
+    attrs = {**(attrs or {}), "refine": refine, "refine_score": refine_score, "refine_margin": refine_margin,
+             "refine_iterations": refine_iterations}
     with PredictionWriter(
         out, num_frames=len(images), frame_size=size, max_detections=max_detections, method=method,
         categories=categories, params=params, attrs=attrs,
@@ -123,10 +143,16 @@ def write_video_predictions(
             if tuple(img.shape[1:]) != size:
                 raise ValueError(f"{path}: frame size {tuple(img.shape[1:])} differs from the video's {size}")
             det = detect_frame(t, img)
+            masks, scores = (det["masks"] >= 0.5).cpu().numpy(), det["scores"].cpu().numpy()
+            confident = np.nonzero(scores >= refine_score)[0]
+            if refine == "grabcut" and len(confident):
+                rgb = (img.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+                masks[confident] = grabcut_refine(rgb, masks[confident], margin=refine_margin,
+                                                  iterations=refine_iterations)
             writer.add_frame(
                 t,
-                (det["masks"] >= 0.5).cpu().numpy(),
-                det["scores"].cpu().numpy(),
+                masks,
+                scores,
                 det["labels"].cpu().numpy(),
                 det["boxes"].cpu().numpy(),
             )
