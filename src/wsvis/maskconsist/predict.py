@@ -144,8 +144,8 @@ def write_video_predictions(
                 raise ValueError(f"{path}: frame size {tuple(img.shape[1:])} differs from the video's {size}")
             det = detect_frame(t, img)
             masks, scores = (det["masks"] >= 0.5).cpu().numpy(), det["scores"].cpu().numpy()
-            confident = np.nonzero(scores >= refine_score)[0]
-            if refine == "grabcut" and len(confident):
+            confident = np.nonzero(scores >= refine_score)[0] if refine == "grabcut" else []
+            if len(confident):
                 rgb = (img.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
                 masks[confident] = grabcut_refine(rgb, masks[confident], margin=refine_margin,
                                                   iterations=refine_iterations)
