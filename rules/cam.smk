@@ -20,7 +20,7 @@ rule train_cam:
         f"{RESULTS}/benchmarks/train_cam.tsv"
     conda:
         "../envs/wsvis.yaml"
-    threads: 2
+    threads: training_threads()
     resources:
         **gpu_request(config["cam"]["device"]),
         mem_mb=8000,
@@ -47,7 +47,8 @@ rule cam:
         bench_path("cam")
     conda:
         "../envs/wsvis.yaml"
-    threads: 2
+    # Per-video inference: one thread per job, so videos share the cores side by side.
+    threads: 1
     resources:
         **gpu_request(config["cam"]["device"]),
         mem_mb=4000,

@@ -3,6 +3,7 @@ import json
 import os
 import shlex
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from wsvis.config import (
@@ -55,6 +56,18 @@ PSEUDO_VARIANTS = [
 wildcard_constraints:
     video=NAME_PATTERN,
     variant="|".join(["cam", "stc", *IRN_VARIANTS, *BASELINE_VARIANTS]),
+
+
+def training_threads():
+    """Threads of a training job: half the cores given to Snakemake (--cores N), so two trainings
+    (the class-tag and box branches) run side by side while per-video jobs take 1 thread each; 2
+    where Snakemake counts one core or none (a cluster run without --cores; a local --cores 1
+    scales it back to 1)."""
+    try:
+        cores = int(workflow.cores)
+    except (WorkflowError, TypeError):
+        cores = 1
+    return 2 if cores < 2 else cores // 2
 
 
 def log_path(stage):

@@ -15,7 +15,7 @@ if DEPTH:
             bench_path("depth")
         conda:
             "../envs/wsvis.yaml"
-        threads: 2
+        threads: 1
         resources:
             **gpu_request(config["depth"]["device"]),
             mem_mb=6000,

@@ -58,7 +58,7 @@ rule train_irn:
         variant=IRN_VARIANT_PATTERN,
     conda:
         "../envs/wsvis.yaml"
-    threads: 2
+    threads: training_threads()
     resources:
         **gpu_request(config["irn"]["device"]),
         mem_mb=8000,
@@ -95,7 +95,8 @@ rule pseudo_irn:
         variant=IRN_VARIANT_PATTERN,
     conda:
         "../envs/wsvis.yaml"
-    threads: 2
+    # Per-video inference: one thread per job, so videos share the cores side by side.
+    threads: 1
     resources:
         **gpu_request(config["irn"]["device"]),
         mem_mb=6000,

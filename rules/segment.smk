@@ -26,7 +26,7 @@ rule train_segmenter:
         run=RUN_PATTERN,
     conda:
         "../envs/wsvis.yaml"
-    threads: 2
+    threads: training_threads()
     resources:
         **gpu_request(config["segment"]["device"]),
         mem_mb=12000,
@@ -58,7 +58,8 @@ rule predict:
         run=RUN_PATTERN,
     conda:
         "../envs/wsvis.yaml"
-    threads: 2
+    # Per-video inference: one thread per job, so videos share the cores side by side.
+    threads: 1
     resources:
         **gpu_request(config["segment"]["device"]),
         mem_mb=6000,

@@ -226,3 +226,54 @@ def test_prediction_refine_recuts_confident_masks_only(tmp_path):
     np.testing.assert_array_equal(refined[1], blob)  # score 0.3 < refine_score 0.5: not re-cut
     with pytest.raises(ValueError, match="segment.predict.refine"):
         run("crf")
+
+
+def test_grabcut_refine_max_growth_keeps_a_mask_whose_cut_outgrows_it():
+    """A core of the disc grows to the disc under the cut (about 5x its pixels); max_growth 2 keeps the core."""
+    img, disc = _disc_frame()
+    yy, xx = np.mgrid[0:H, 0:W]
+    core = ((yy - 48) ** 2 + (xx - 64) ** 2 < 10**2)[None]
+    grown = grabcut_refine(img, core, margin=1.5)[0]
+    assert region_similarity(grown, disc) > 0.8 and grown.sum() > 3 * core.sum()
+    np.testing.assert_array_equal(grabcut_refine(img, core, margin=1.5, max_growth=2.0), core)
+    np.testing.assert_array_equal(grabcut_refine(img, core, margin=1.5, max_growth=10.0)[0], grown)
+    with pytest.raises(ValueError, match="max_growth"):
+        grabcut_refine(img, core, max_growth=0.0)
+
+
+def test_prediction_refine_in_worker_threads_keeps_frame_order_and_results(tmp_path):
+    """Cuts run beside detection in torch.get_num_threads() workers: same masks, each on its own frame."""
+    import cv2
+    import torch
+
+    from wsvis.io.predictions import frame_predictions, read_predictions
+    from wsvis.maskconsist.predict import write_video_predictions
+
+    xs = [40, 64, 88, 52, 76]
+    paths, discs = [], []
+    for t, x in enumerate(xs):
+        img, disc = _disc_frame(seed=t, x=x)
+        paths.append(tmp_path / f"{t:05d}.png")
+        cv2.imwrite(str(paths[-1]), img[..., ::-1])
+        discs.append(disc)
+    yy, xx = np.mgrid[0:H, 0:W]
+
+    def detect(t, image):
+        blob = (yy - 48) ** 2 + (xx - xs[t]) ** 2 < 31**2  # the disc plus a halo
+        return {"masks": torch.from_numpy(blob[None]).float(), "scores": torch.tensor([0.9]),
+                "labels": torch.tensor([1]), "boxes": torch.tensor([[xs[t] - 31.0, 17.0, xs[t] + 31.0, 79.0]])}
+
+    threads = torch.get_num_threads()
+    runs = []
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            out = write_video_predictions(paths, tmp_path / f"{n}.zarr", detect, method="m", categories=["a"],
+                                          max_detections=1, refine="grabcut", progress=False)
+            group, _ = read_predictions(out)
+            runs.append([frame_predictions(group, t)[0][0] for t in range(len(xs))])
+    finally:
+        torch.set_num_threads(threads)
+    for t, disc in enumerate(discs):
+        assert region_similarity(runs[1][t], disc) > 0.8
+        np.testing.assert_array_equal(runs[0][t], runs[1][t])

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import DEMO, assert_two_runs_identical
+from wsvis.baselines.box import box_masks
 from wsvis.boxsup.predict import predict_video_condinst
-from wsvis.stc.stage import box_masks
 from wsvis.boxsup.train import box_mask_losses, flow_image, param_groups, train_condinst
 from wsvis.flow.stage import compute_video_flow
 from wsvis.io.images import read_image, read_mask

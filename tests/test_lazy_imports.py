@@ -1,5 +1,5 @@
 """Package inits load submodules lazily (lazy_loader): every exported name resolves, and the modules
-that trackers and readers of flow / depth import start without torch."""
+that trackers, baselines and readers of flow / depth import start without torch."""
 
 import importlib
 import subprocess
@@ -18,9 +18,9 @@ def test_every_exported_name_resolves(package):
         assert getattr(mod, name) is not None, f"wsvis.{package}.{name}"
 
 
-def test_readers_of_flow_and_depth_do_not_import_torch():
+def test_trackers_baselines_and_readers_do_not_import_torch():
     code = (
-        "import sys, wsvis.track.stage, wsvis.flow.stage, wsvis.depth.stage;"
+        "import sys, wsvis.track.stage, wsvis.baselines.stage, wsvis.flow.stage, wsvis.depth.stage;"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

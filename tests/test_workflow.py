@@ -163,8 +163,8 @@ def test_cli_looks_at_results(workdir, tmp_path):
     assert bad.returncode != 0 and "out of range" in bad.stderr
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "davis2016.yaml", "davis_composites.yaml"])
-def test_shipped_configs_dry_run(name, tmp_path):
+def dry_run_shipped(name, tmp_path, *args):
+    """``snakemake -n`` of ``config/{name}`` with its data paths made absolute (skips without the data)."""
     config = yaml.safe_load((REPO / "config" / name).read_text())
     root = (REPO / config["dataset"]["root"]).resolve()
     if not root.exists():
@@ -174,10 +174,26 @@ def test_shipped_configs_dry_run(name, tmp_path):
             config["dataset"][key] = str((REPO / config["dataset"][key]).resolve())
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     out = subprocess.run(["snakemake", "-n", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile",
-                          str(tmp_path / "config.yaml"), "--cores", "2", "--quiet", "rules"],
-                         capture_output=True, text=True)
+                          str(tmp_path / "config.yaml"), *args], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert re.search(r"^flow\s+\d+$", out.stdout, re.M)
+    return out.stdout
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "davis2016.yaml", "davis_composites.yaml"])
+def test_shipped_configs_dry_run(name, tmp_path):
+    out = dry_run_shipped(name, tmp_path, "--cores", "2", "--quiet", "rules")
+    assert re.search(r"^flow\s+\d+$", out, re.M)
+
+
+@pytest.mark.parametrize("cores, train_threads", [(2, 1), (8, 4)])
+def test_trainings_take_half_the_cores_and_per_video_jobs_one(cores, train_threads, tmp_path):
+    out = dry_run_shipped("config.yaml", tmp_path, "--cores", str(cores), "-p")
+    threads = {}
+    for command, n in re.findall(r"wsvis (cam train|irn train|segment train|cam infer|irn pseudo|segment predict) "
+                                 r".*?--threads (\d+)", out):
+        threads.setdefault(command, set()).add(int(n))
+    assert all(threads[c] == {train_threads} for c in ("cam train", "irn train", "segment train")), threads
+    assert all(threads[c] == {1} for c in ("cam infer", "irn pseudo", "segment predict")), threads
 
 
 class _TinyDepth(torch.nn.Module):

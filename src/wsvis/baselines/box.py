@@ -1,7 +1,7 @@
 """The ``box`` and ``grabcut`` baselines for box supervision: masks from each box, no learning.
 
 * ``box``: each box filled (a pixel is inside when its centre is:
-  :func:`wsvis.stc.stage.box_masks`), the floor any box-supervised mask must
+  :func:`box_masks`), the floor any box-supervised mask must
   beat (BoxInst's and STC-Seg's projection terms are satisfied by it);
 * ``grabcut``: ``cv2.grabCut`` (Rother et al., "GrabCut: interactive
   foreground extraction using iterated graph cuts", SIGGRAPH 2004)
@@ -27,13 +27,29 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from wsvis.stc.stage import box_masks
-
-__all__ = ["REFINEMENTS", "box_instances", "grabcut_mask", "grabcut_instances", "grabcut_refine"]
+__all__ = ["REFINEMENTS", "box_instances", "box_masks", "grabcut_mask", "grabcut_instances", "grabcut_refine"]
 
 #: Mask refinements of pseudo-labels (``irn.infer.refine``) and predictions (``segment.predict.refine``);
 #: ``none`` is the papers' setting, ``grabcut`` is :func:`grabcut_refine`.
 REFINEMENTS = ("none", "grabcut")
+
+
+def box_masks(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Filled boxes: pixel (i, j) is inside a box when its centre (j + 0.5, i + 0.5) is.
+
+    Args:
+        boxes: (K, 4) float xyxy pixels, x2/y2 exclusive (the manifest's convention).
+        size: (H, W) pixels.
+
+    Returns:
+        (K, H, W) bool, in the order of ``boxes``.
+    """
+    h, w = size
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    xs, ys = np.arange(w) + 0.5, np.arange(h) + 0.5
+    inx = (xs[None] >= boxes[:, 0:1]) & (xs[None] < boxes[:, 2:3])
+    iny = (ys[None] >= boxes[:, 1:2]) & (ys[None] < boxes[:, 3:4])
+    return iny[:, :, None] & inx[:, None, :]
 
 
 def _by_area(boxes: np.ndarray) -> np.ndarray:
@@ -151,7 +167,13 @@ def grabcut_instances(
 
 
 def grabcut_refine(
-    image: np.ndarray, masks: np.ndarray, *, margin: float = 0.1, iterations: int = 5, context: float | None = 0.5
+    image: np.ndarray,
+    masks: np.ndarray,
+    *,
+    margin: float = 0.1,
+    iterations: int = 5,
+    context: float | None = 0.5,
+    max_growth: float | None = None,
 ) -> np.ndarray:
     """Each instance mask re-cut by GrabCut started from it (a colour refinement of pseudo-labels).
 
@@ -162,20 +184,25 @@ def grabcut_refine(
     probable background (:func:`grabcut_mask` with ``prior``). Our addition to
     the class-tag branch in the role of IRN's dense CRF on the CAMs (IRN §4;
     flowIRN's pseudo-labels come from a random walk on a stride-4 grid).
-    An empty mask stays empty; a cut that keeps nothing leaves the mask unchanged.
+    An empty mask stays empty; a cut that keeps nothing leaves the mask unchanged,
+    and so does a cut with more than ``max_growth`` times the mask's pixels (a
+    thin mask in a wide box, e.g. a kite's lines, whose cut takes in the sky and
+    water of its box when their colours are alike).
 
     Args:
         image: (H, W, 3) uint8 RGB frame.
         masks: (K, H, W) bool instance masks of the frame.
         margin: box growth around each mask, fraction of its size per side (>= 0).
         iterations, context: of :func:`grabcut_mask`.
+        max_growth: largest kept ratio of refined to original pixel count (> 0);
+            ``None``: any.
 
     Returns:
         (K, H, W) bool refined masks, in the order of ``masks``.
 
     Raises:
         ValueError: ``masks`` not (K, H, W) of the image's size; ``margin`` < 0;
-            those of :func:`grabcut_mask`.
+            ``max_growth`` <= 0; those of :func:`grabcut_mask`.
     """
     masks = np.asarray(masks, bool)
     h, w = np.asarray(image).shape[:2]
@@ -183,6 +210,8 @@ def grabcut_refine(
         raise ValueError(f"masks must be (K, {h}, {w}) for a {h}x{w} image, got {masks.shape}")
     if margin < 0:
         raise ValueError(f"grabcut refine margin must be >= 0, got {margin}")
+    if max_growth is not None and max_growth <= 0:
+        raise ValueError(f"grabcut refine max_growth must be > 0 or None, got {max_growth}")
     out = masks.copy()
     for k, mask in enumerate(masks):
         ys, xs = np.nonzero(mask)
@@ -191,5 +220,7 @@ def grabcut_refine(
         y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
         my, mx = margin * (y2 - y1), margin * (x2 - x1)
         box = np.array([max(0.0, x1 - mx), max(0.0, y1 - my), min(w, x2 + mx), min(h, y2 + my)])
-        out[k] = grabcut_mask(image, box, iterations=iterations, context=context, prior=mask, fallback=mask)
+        cut = grabcut_mask(image, box, iterations=iterations, context=context, prior=mask, fallback=mask)
+        if max_growth is None or cut.sum() <= max_growth * len(ys):
+            out[k] = cut
     return out

@@ -80,7 +80,7 @@ from wsvis.losses import (
 )
 from wsvis.maskconsist.train import image_tensor
 from wsvis.models.condinst import ARCH_KEYS, CondInst, build_condinst
-from wsvis.stc.stage import box_masks
+from wsvis.baselines.box import box_masks
 from wsvis.torchutil import (
     deterministic_run,
     latest_checkpoint,

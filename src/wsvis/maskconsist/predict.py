@@ -15,6 +15,8 @@ turns round 1's predictions into a pseudo-label artifact that
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -62,8 +64,8 @@ def predict_video(
         device: ``auto | cpu | cuda[:N]``.
         params: the stage's config, stored in attrs.
         progress: tqdm bar.
-        refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``
-            of :func:`write_video_predictions` (default: no refinement, the paper's).
+        refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``,
+            ``refine_max_growth`` of :func:`write_video_predictions` (default: no refinement, the paper's).
 
     Returns:
         ``out`` as a Path. Arrays: masks (T, K, H, W) bool, scores (T, K)
@@ -102,6 +104,7 @@ def write_video_predictions(
     refine_score: float = 0.5,
     refine_margin: float = 0.1,
     refine_iterations: int = 5,
+    refine_max_growth: float | None = None,
     progress: bool = True,
 ) -> Path:
     """The frame loop every segmenter's inference shares: read each frame, detect, write the predictions artifact.
@@ -118,7 +121,12 @@ def write_video_predictions(
             ``refine_iterations`` its ``margin`` and ``iterations``; ours, the
             counterpart of the pseudo-labels' ``irn.infer.refine`` at inference:
             Mask R-CNN's 28x28 masks and CondInst's stride-4 masks are pasted
-            up to the frame, so their edges do not follow it).
+            up to the frame, so their edges do not follow it). A cut with more
+            than ``refine_max_growth`` times the mask's pixels is dropped (the
+            mask stays; ``None``: no limit). The cuts of frame t run in
+            ``torch.get_num_threads()`` worker threads while the model detects in
+            frame t + 1 (OpenCV releases the GIL; each cut seeds its thread's RNG,
+            so the result does not depend on the threads); frames are written in order.
         progress: tqdm bar.
 
     Returns:
@@ -133,30 +141,38 @@ def write_video_predictions(
     first = image_tensor(images[0])
     size = tuple(int(s) for s in first.shape[1:])
     attrs = {**(attrs or {}), "refine": refine, "refine_score": refine_score, "refine_margin": refine_margin,
-             "refine_iterations": refine_iterations}
+             "refine_iterations": refine_iterations, "refine_max_growth": refine_max_growth}
+    workers = max(1, torch.get_num_threads())
+    cut = dict(margin=refine_margin, iterations=refine_iterations, max_growth=refine_max_growth)
     with PredictionWriter(
         out, num_frames=len(images), frame_size=size, max_detections=max_detections, method=method,
         categories=categories, params=params, attrs=attrs,
-    ) as writer:
+    ) as writer, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="refine") as pool:
+        pending: deque[tuple[int, Future, np.ndarray, np.ndarray, np.ndarray]] = deque()
         for t, path in enumerate(tqdm(images, desc=f"predict {Path(out).stem}", disable=not progress)):
             img = first if t == 0 else image_tensor(path)
             if tuple(img.shape[1:]) != size:
                 raise ValueError(f"{path}: frame size {tuple(img.shape[1:])} differs from the video's {size}")
             det = detect_frame(t, img)
             masks, scores = (det["masks"] >= 0.5).cpu().numpy(), det["scores"].cpu().numpy()
-            confident = np.nonzero(scores >= refine_score)[0] if refine == "grabcut" else []
-            if len(confident):
-                rgb = (img.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-                masks[confident] = grabcut_refine(rgb, masks[confident], margin=refine_margin,
-                                                  iterations=refine_iterations)
-            writer.add_frame(
-                t,
-                masks,
-                scores,
-                det["labels"].cpu().numpy(),
-                det["boxes"].cpu().numpy(),
-            )
+            confident = np.nonzero(scores >= refine_score)[0] if refine == "grabcut" else np.zeros(0, int)
+            rgb = (img.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8) if len(confident) else None
+            masks_future = pool.submit(_refine_confident, rgb, masks, confident, cut)
+            pending.append((t, masks_future, scores, det["labels"].cpu().numpy(), det["boxes"].cpu().numpy()))
+            # Write what is cut; hold at most `workers` frames back (memory).
+            while pending and (pending[0][1].done() or len(pending) > workers):
+                t_done, done, *rest = pending.popleft()
+                writer.add_frame(t_done, done.result(), *rest)
+        for t_done, done, *rest in pending:
+            writer.add_frame(t_done, done.result(), *rest)
     return Path(out)
+
+
+def _refine_confident(rgb: np.ndarray | None, masks: np.ndarray, confident: np.ndarray, cut: dict[str, Any]) -> np.ndarray:
+    """(n, H, W) bool ``masks`` with those indexed by ``confident`` re-cut (:func:`grabcut_refine` keywords ``cut``)."""
+    if len(confident):
+        masks[confident] = grabcut_refine(rgb, masks[confident], **cut)
+    return masks
 
 
 def predictions_to_pseudo(

@@ -43,29 +43,19 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from wsvis.baselines.box import box_masks
 from wsvis.depth.stage import read_depth
 from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.images import read_image
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.stc.mini_network import SIGNALS, MiniNetwork, stc_pseudo_mask
 
-__all__ = ["box_masks", "box_motion_prior", "compute_video_stc", "REFINEMENTS"]
+__all__ = ["box_motion_prior", "compute_video_stc", "REFINEMENTS"]
 
 #: ``stc.refine`` values (module docstring): the paper's M ∩ box, or GrabCut from a flow prior.
 REFINEMENTS = ("none", "grabcut_flow")
 
 log = logging.getLogger(__name__)
-
-
-def box_masks(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(K, H, W) bool masks of xyxy pixel boxes (x2/y2 exclusive, as the manifest): pixel (i, j)
-    is inside when its centre (j + 0.5, i + 0.5) is."""
-    h, w = size
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    xs, ys = np.arange(w) + 0.5, np.arange(h) + 0.5
-    inx = (xs[None] >= boxes[:, 0:1]) & (xs[None] < boxes[:, 2:3])
-    iny = (ys[None] >= boxes[:, 1:2]) & (ys[None] < boxes[:, 3:4])
-    return iny[:, :, None] & inx[:, None, :]
 
 
 def box_motion_prior(flow: np.ndarray, box: np.ndarray, *, threshold: float = 1.0, ring: float = 0.25) -> np.ndarray | None:
