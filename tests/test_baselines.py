@@ -228,19 +228,6 @@ def test_prediction_refine_recuts_confident_masks_only(tmp_path):
         run("crf")
 
 
-def test_grabcut_refine_max_growth_keeps_a_mask_whose_cut_outgrows_it():
-    """A core of the disc grows to the disc under the cut (about 5x its pixels); max_growth 2 keeps the core."""
-    img, disc = _disc_frame()
-    yy, xx = np.mgrid[0:H, 0:W]
-    core = ((yy - 48) ** 2 + (xx - 64) ** 2 < 10**2)[None]
-    grown = grabcut_refine(img, core, margin=1.5)[0]
-    assert region_similarity(grown, disc) > 0.8 and grown.sum() > 3 * core.sum()
-    np.testing.assert_array_equal(grabcut_refine(img, core, margin=1.5, max_growth=2.0), core)
-    np.testing.assert_array_equal(grabcut_refine(img, core, margin=1.5, max_growth=10.0)[0], grown)
-    with pytest.raises(ValueError, match="max_growth"):
-        grabcut_refine(img, core, max_growth=0.0)
-
-
 def test_prediction_refine_in_worker_threads_keeps_frame_order_and_results(tmp_path):
     """Cuts run beside detection in torch.get_num_threads() workers: same masks, each on its own frame."""
     import cv2

@@ -167,13 +167,7 @@ def grabcut_instances(
 
 
 def grabcut_refine(
-    image: np.ndarray,
-    masks: np.ndarray,
-    *,
-    margin: float = 0.1,
-    iterations: int = 5,
-    context: float | None = 0.5,
-    max_growth: float | None = None,
+    image: np.ndarray, masks: np.ndarray, *, margin: float = 0.1, iterations: int = 5, context: float | None = 0.5
 ) -> np.ndarray:
     """Each instance mask re-cut by GrabCut started from it (a colour refinement of pseudo-labels).
 
@@ -184,25 +178,20 @@ def grabcut_refine(
     probable background (:func:`grabcut_mask` with ``prior``). Our addition to
     the class-tag branch in the role of IRN's dense CRF on the CAMs (IRN §4;
     flowIRN's pseudo-labels come from a random walk on a stride-4 grid).
-    An empty mask stays empty; a cut that keeps nothing leaves the mask unchanged,
-    and so does a cut with more than ``max_growth`` times the mask's pixels (a
-    thin mask in a wide box, e.g. a kite's lines, whose cut takes in the sky and
-    water of its box when their colours are alike).
+    An empty mask stays empty; a cut that keeps nothing leaves the mask unchanged.
 
     Args:
         image: (H, W, 3) uint8 RGB frame.
         masks: (K, H, W) bool instance masks of the frame.
         margin: box growth around each mask, fraction of its size per side (>= 0).
         iterations, context: of :func:`grabcut_mask`.
-        max_growth: largest kept ratio of refined to original pixel count (> 0);
-            ``None``: any.
 
     Returns:
         (K, H, W) bool refined masks, in the order of ``masks``.
 
     Raises:
         ValueError: ``masks`` not (K, H, W) of the image's size; ``margin`` < 0;
-            ``max_growth`` <= 0; those of :func:`grabcut_mask`.
+            those of :func:`grabcut_mask`.
     """
     masks = np.asarray(masks, bool)
     h, w = np.asarray(image).shape[:2]
@@ -210,8 +199,6 @@ def grabcut_refine(
         raise ValueError(f"masks must be (K, {h}, {w}) for a {h}x{w} image, got {masks.shape}")
     if margin < 0:
         raise ValueError(f"grabcut refine margin must be >= 0, got {margin}")
-    if max_growth is not None and max_growth <= 0:
-        raise ValueError(f"grabcut refine max_growth must be > 0 or None, got {max_growth}")
     out = masks.copy()
     for k, mask in enumerate(masks):
         ys, xs = np.nonzero(mask)
@@ -220,7 +207,5 @@ def grabcut_refine(
         y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
         my, mx = margin * (y2 - y1), margin * (x2 - x1)
         box = np.array([max(0.0, x1 - mx), max(0.0, y1 - my), min(w, x2 + mx), min(h, y2 + my)])
-        cut = grabcut_mask(image, box, iterations=iterations, context=context, prior=mask, fallback=mask)
-        if max_growth is None or cut.sum() <= max_growth * len(ys):
-            out[k] = cut
+        out[k] = grabcut_mask(image, box, iterations=iterations, context=context, prior=mask, fallback=mask)
     return out

@@ -64,8 +64,8 @@ def predict_video(
         device: ``auto | cpu | cuda[:N]``.
         params: the stage's config, stored in attrs.
         progress: tqdm bar.
-        refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``,
-            ``refine_max_growth`` of :func:`write_video_predictions` (default: no refinement, the paper's).
+        refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``
+            of :func:`write_video_predictions` (default: no refinement, the paper's).
 
     Returns:
         ``out`` as a Path. Arrays: masks (T, K, H, W) bool, scores (T, K)
@@ -104,7 +104,6 @@ def write_video_predictions(
     refine_score: float = 0.5,
     refine_margin: float = 0.1,
     refine_iterations: int = 5,
-    refine_max_growth: float | None = None,
     progress: bool = True,
 ) -> Path:
     """The frame loop every segmenter's inference shares: read each frame, detect, write the predictions artifact.
@@ -121,9 +120,7 @@ def write_video_predictions(
             ``refine_iterations`` its ``margin`` and ``iterations``; ours, the
             counterpart of the pseudo-labels' ``irn.infer.refine`` at inference:
             Mask R-CNN's 28x28 masks and CondInst's stride-4 masks are pasted
-            up to the frame, so their edges do not follow it). A cut with more
-            than ``refine_max_growth`` times the mask's pixels is dropped (the
-            mask stays; ``None``: no limit). The cuts of frame t run in
+            up to the frame, so their edges do not follow it). The cuts of frame t run in
             ``torch.get_num_threads()`` worker threads while the model detects in
             frame t + 1 (OpenCV releases the GIL; each cut seeds its thread's RNG,
             so the result does not depend on the threads); frames are written in order.
@@ -141,9 +138,9 @@ def write_video_predictions(
     first = image_tensor(images[0])
     size = tuple(int(s) for s in first.shape[1:])
     attrs = {**(attrs or {}), "refine": refine, "refine_score": refine_score, "refine_margin": refine_margin,
-             "refine_iterations": refine_iterations, "refine_max_growth": refine_max_growth}
+             "refine_iterations": refine_iterations}
     workers = max(1, torch.get_num_threads())
-    cut = dict(margin=refine_margin, iterations=refine_iterations, max_growth=refine_max_growth)
+    cut = dict(margin=refine_margin, iterations=refine_iterations)
     with PredictionWriter(
         out, num_frames=len(images), frame_size=size, max_detections=max_detections, method=method,
         categories=categories, params=params, attrs=attrs,

@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from wsvis.baselines.box import box_masks
+from wsvis.baselines.box import box_masks, grabcut_mask
 from wsvis.depth.stage import read_depth
 from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.images import read_image
@@ -220,8 +220,6 @@ def compute_video_stc(
                 fg[t] = m
                 masks = box_masks(b[order], (h, w)) & m[None]
             else:
-                from wsvis.baselines.box import grabcut_mask  # here: wsvis.baselines imports this module
-
                 fg_stc[t] = m
                 image = read_image(images[t])
                 f = frame_flow(forward, backward, t, num_frames) if forward is not None else None
