@@ -58,6 +58,12 @@ wildcard_constraints:
     variant="|".join(["cam", "stc", *IRN_VARIANTS, *BASELINE_VARIANTS]),
 
 
+# Rules of the class-tag chain (manifest, flow, CAM, IR labels, IRN, its pseudo-labels), the longest
+# path to a trained segmenter: started first, so box-branch jobs fill the cores beside it (a rule's
+# priority does not pass to the jobs it needs, so the chain lists them all).
+CLASS_TAG_CHAIN_PRIORITY = 1
+
+
 def training_threads():
     """Threads of a training job: half the cores given to Snakemake (--cores N), so two trainings
     (the class-tag and box branches) run side by side while per-video jobs take 1 thread each; 2

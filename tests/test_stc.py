@@ -144,7 +144,7 @@ def test_grabcut_flow_falls_back_to_the_box_cut_when_the_prior_cut_keeps_nothing
     GrabCut from the box alone (what the `grabcut` baseline gives), not the filled box."""
     import cv2
 
-    import wsvis.baselines.box as box_module
+    import wsvis.stc.stage as stc_stage
 
     h, w, n = 72, 96, 2
     rng = np.random.default_rng(2)
@@ -160,14 +160,14 @@ def test_grabcut_flow_falls_back_to_the_box_cut_when_the_prior_cut_keeps_nothing
         frames.append(str(p))
     flow = tmp_path / "flow.zarr"
     compute_video_flow(frames, flow, backend="dis", gaps=[1], progress=False)
-    real = box_module.grabcut_mask
+    real = stc_stage.grabcut_mask
     calls = []
 
     def empty_prior_cut(image, box, *, prior=None, fallback=None, **kw):
         calls.append(prior is not None)
         return np.zeros(image.shape[:2], bool) if prior is not None else real(image, box, fallback=fallback, **kw)
 
-    monkeypatch.setattr(box_module, "grabcut_mask", empty_prior_cut)
+    monkeypatch.setattr(stc_stage, "grabcut_mask", empty_prior_cut)
     box = [28.0, 16.0, 68.0, 56.0]
     out = tmp_path / "stc.zarr"
     compute_video_stc([[box]] * n, [["car"]] * n, (h, w), flow, None, out, categories=["car"], signals="flow",
