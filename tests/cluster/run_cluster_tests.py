@@ -59,9 +59,15 @@ JOBID = re.compile(r"^\s+jobid: (\d+)$")
 FINISHED = re.compile(r"^Finished jobid: (\d+)")
 
 
+# Trainings take both cores (the rules' default is half of --cores), so they run one at a time: a
+# checkpoint newer than a training's start is that training's (faults), and every run, local or
+# Slurm, trains at one thread count, so its float sums and artifacts equal the reference's.
+TRAINING_THREADS = ("--set-threads", "train_cam=2", "train_irn=2", "train_segmenter=2")
+
+
 def snakemake_cmd(workdir: Path, *extra: str) -> list[str]:
     return ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-            str(workdir.parent / "config.yaml"), *extra]
+            str(workdir.parent / "config.yaml"), *TRAINING_THREADS, *extra]
 
 
 class Run:
@@ -301,8 +307,9 @@ def slurm_run(root: Path, reference_done: threading.Event) -> list[str] | None:
                                 "--slurm-status-command", "squeue",
                                 "--slurm-init-seconds-before-status-checks", "2",
                                 "--slurm-logdir", str(root / "slurm-logs"), "--latency-wait", "5",
-                                # group jobs must fit the one node: 2 CPUs (slurm_cluster.sh: nproc)
-                                "--cores", str(os.cpu_count()), "--resources", "mem_mb=16000"),
+                                # group jobs must fit the one node: 2 CPUs (slurm_cluster.sh: nproc) and
+                                # 1 GPU (its GRES): 1-thread per-video jobs that ask for a GPU stack in series
+                                "--cores", str(os.cpu_count()), "--resources", "mem_mb=16000", "gpu=1"),
                   root / "slurm.log", env=env)
         done, report = threading.Event(), {}
         watcher = threading.Thread(target=preempt, args=(work, env, done, report), daemon=True)
