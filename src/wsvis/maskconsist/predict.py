@@ -153,8 +153,12 @@ def write_video_predictions(
             det = detect_frame(t, img)
             masks, scores = (det["masks"] >= 0.5).cpu().numpy(), det["scores"].cpu().numpy()
             confident = np.nonzero(scores >= refine_score)[0] if refine == "grabcut" else np.zeros(0, int)
-            rgb = (img.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8) if len(confident) else None
-            masks_future = pool.submit(_refine_confident, rgb, masks, confident, cut)
+            if len(confident):
+                rgb = (img.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+                masks_future = pool.submit(_refine_confident, rgb, masks, confident, cut)
+            else:  # nothing to cut: no hop through the pool
+                masks_future = Future()
+                masks_future.set_result(masks)
             pending.append((t, masks_future, scores, det["labels"].cpu().numpy(), det["boxes"].cpu().numpy()))
             # Write what is cut; hold at most `workers` frames back (memory).
             while pending and (pending[0][1].done() or len(pending) > workers):
@@ -165,10 +169,9 @@ def write_video_predictions(
     return Path(out)
 
 
-def _refine_confident(rgb: np.ndarray | None, masks: np.ndarray, confident: np.ndarray, cut: dict[str, Any]) -> np.ndarray:
+def _refine_confident(rgb: np.ndarray, masks: np.ndarray, confident: np.ndarray, cut: dict[str, Any]) -> np.ndarray:
     """(n, H, W) bool ``masks`` with those indexed by ``confident`` re-cut (:func:`grabcut_refine` keywords ``cut``)."""
-    if len(confident):
-        masks[confident] = grabcut_refine(rgb, masks[confident], **cut)
+    masks[confident] = grabcut_refine(rgb, masks[confident], **cut)
     return masks
 
 
