@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import cv2
 import numpy as np
 import pytest
 
@@ -193,29 +192,32 @@ def test_mmtracking_one_frame_fixture_gives_one():
     assert out["mAP"] == pytest.approx(1.0) and out["AP50"] == pytest.approx(1.0)
 
 
-def test_boundary_dilation_equals_scipy_disk_dilation_at_davis_size():
+def test_boundary_f_equals_scipy_reference_at_davis_size():
     from scipy import ndimage
 
     from wsvis.evaluate.video import _disk, _seg2bmap
 
-    rng = np.random.default_rng(0)
-    noise = ndimage.gaussian_filter(rng.random((480, 854)), 6)
-    masks = [noise > np.quantile(noise, q) for q in (0.5, 0.8)] + [np.zeros((480, 854), bool)]
-    masks[2][0:40, 0:30] = True  # touches the frame's corner
     disk = _disk(8)  # ceil(0.008 * 979.2) = 8 px at 854x480
-    for m in masks:
-        b = _seg2bmap(m)
-        want = ndimage.binary_dilation(b, structure=disk)
-        assert np.array_equal(cv2.dilate(b.astype(np.uint8), disk.astype(np.uint8)).astype(bool), want)
-    # F by hand-computed matching: a mask against itself shifted 9 px (beyond the 8 px tolerance) right.
-    a = np.zeros((480, 854), bool)
-    a[100:300, 200:500] = True
-    moved = np.roll(a, 9, axis=1)
-    ba, bm = _seg2bmap(a), _seg2bmap(moved)
-    pr = (bm & ndimage.binary_dilation(ba, structure=disk)).sum() / bm.sum()
-    rc = (ba & ndimage.binary_dilation(bm, structure=disk)).sum() / ba.sum()
-    assert boundary_f(moved, a) == pytest.approx(2 * pr * rc / (pr + rc))
-    assert 0 < boundary_f(moved, a) < 1
+
+    def reference_f(pred, gt):  # DAVIS f_measure with SciPy's binary dilation (zero border)
+        bp, bg = _seg2bmap(pred), _seg2bmap(gt)
+        precision = (bp & ndimage.binary_dilation(bg, structure=disk)).sum() / bp.sum()
+        recall = (bg & ndimage.binary_dilation(bp, structure=disk)).sum() / bg.sum()
+        return 2 * precision * recall / (precision + recall)
+
+    rng = np.random.default_rng(0)
+    noise = [ndimage.gaussian_filter(rng.random((480, 854)), 6) for _ in range(2)]
+    blobs = [n > np.quantile(n, q) for n, q in zip(noise, (0.5, 0.8))]
+    corner = np.zeros((480, 854), bool)
+    corner[0:40, 0:30] = True  # touches the frame's corner
+    square = np.zeros((480, 854), bool)
+    square[100:300, 200:500] = True
+    moved = np.roll(square, 9, axis=1)  # vertical edges 9 px apart: beyond the 8 px tolerance
+    for pred, gt in [(blobs[0], blobs[1]), (blobs[1] | corner, blobs[0]), (corner, np.roll(corner, 3, axis=0)),
+                     (moved, square)]:
+        want = reference_f(pred, gt)
+        assert 0 < want < 1
+        assert boundary_f(pred, gt) == pytest.approx(want, abs=1e-12)
 
 
 def test_boundary_f_and_j():
