@@ -103,6 +103,23 @@ def test_head_convs_sets_the_fcos_tower_depth(clip, tmp_path):
     assert [len(t) for t in towers(load_condinst(tmp_path / "old.pt")[0])] == [12, 12]
 
 
+def test_fpn_channels_set_the_width_of_p3_p7_and_the_towers(clip, tmp_path):
+    """fpn_channels 64: P3..P7, both FCOS towers and the mask branch's input are 64 wide; stored in model.pt."""
+    net = build_condinst(3, fpn_channels=64, **TINY)
+    assert net.fcos.backbone.out_channels == 64 and net.mask_branch[0].in_channels == 64
+    towers = [net.fcos.head.classification_head.conv, net.fcos.head.regression_head.conv]
+    assert {m.out_channels for t in towers for m in t if isinstance(m, torch.nn.Conv2d)} == {64}
+    levels, _ = net._backbone(torch.rand(1, 3, 64, 96))
+    assert len(levels) == 5 and {lv.shape[1] for lv in levels} == {64}
+    with pytest.raises(ValueError, match="resnet50"):
+        build_condinst(3, backbone="resnet50", fpn_channels=128)
+    frames, boxes, classes, _, pseudo = clip
+    model = train_condinst([frames], [boxes], [classes], tmp_path / "m", method="stcseg", categories=CATEGORIES,
+                           pseudo_paths=[pseudo], fpn_channels=64, **TINY, **{**SCHEDULE, "iterations": 1})
+    loaded, meta = load_condinst(model)
+    assert meta["fpn_channels"] == 64 and loaded.fcos.backbone.out_channels == 64
+
+
 def test_mask_stride_4_runs_the_dynamic_head_on_the_stride_4_grid(clip, tmp_path):
     torch.manual_seed(0)
     image = [torch.rand(3, 54, 96)]

@@ -216,3 +216,30 @@ def test_inference_proposals_bound_the_detections(clip, tmp_path):
     assert counts[1].max() <= len(CATEGORIES) and counts[1].min() >= 1
     assert (counts[1000] == 7).all()
     assert build_maskrcnn(4, test_proposals=300, **TINY).eval().rpn.post_nms_top_n() == 300
+
+
+def test_fpn_channels_set_the_width_of_the_fpn_and_every_head(clip, tmp_path):
+    """fpn_channels 64: FPN levels, RPN conv, box-head input (64 x 7 x 7), four mask convs and the mask
+    deconvolution are 64 wide; it is stored in model.pt and the loaded model predicts as the trained one.
+    The default 256 builds torchvision's model (same parameter shapes as its own mask head)."""
+    frames, pseudo, flow = clip
+    net = build_maskrcnn(4, fpn_channels=64, **TINY)
+    assert net.backbone.out_channels == 64 and net.rpn.head.conv[0][0].in_channels == 64
+    assert net.roi_heads.box_head.fc6.in_features == 64 * 7 * 7
+    assert [m[0].out_channels for m in net.roi_heads.mask_head] == [64] * 4
+    assert net.roi_heads.mask_predictor.conv5_mask.out_channels == 64
+    wide = build_maskrcnn(4, **TINY)
+    assert [m[0].out_channels for m in wide.roi_heads.mask_head] == [256] * 4
+    assert wide.roi_heads.box_head.fc6.in_features == 256 * 7 * 7
+    with pytest.raises(ValueError, match="resnet50"):
+        build_maskrcnn(4, backbone="resnet50", fpn_channels=128)
+    model_path = train_maskrcnn([frames], [pseudo], [flow], tmp_path / "m", method="maskrcnn", categories=CATEGORIES,
+                                iterations=1, batch_size=1, rois_per_image=64, fpn_channels=64, device="cpu",
+                                progress=False, **TINY)
+    loaded, meta = load_maskrcnn(model_path)
+    assert meta["fpn_channels"] == 64 and loaded.backbone.out_channels == 64
+    state = torch.load(model_path, weights_only=True)
+    del state["fpn_channels"]  # a model.pt written before the option loads 256 wide and does not fit
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        load_maskrcnn(tmp_path / "old.pt")

@@ -231,6 +231,7 @@ def _box_train(args: argparse.Namespace, cfg: dict) -> None:
         device=cfg["device"],
         min_size=cfg["min_size"],
         max_size=cfg["max_size"],
+        fpn_channels=cfg["fpn_channels"],
         **cfg["condinst"],
         **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["train"].items()},
     )
@@ -263,6 +264,7 @@ def cmd_segment_train(args: argparse.Namespace) -> None:
         device=cfg["device"],
         min_size=cfg["min_size"],
         max_size=cfg["max_size"],
+        fpn_channels=cfg["fpn_channels"],
         **cfg.get("maskconsist", {}),
         **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg["train"].items()},
     )

@@ -46,6 +46,8 @@ __all__ = [
 BOX_METHODS = ("stcseg", "boxinst", "boxinst_flow")
 #: Methods whose training reads the flow artifacts (MaskConsist pairs; the two-stream model's flow images).
 _FLOW_METHODS = ("maskconsist", "maskconsist_selftrain", "boxinst_flow")
+#: segment keys that build every run's model (Mask R-CNN and CondInst alike).
+SEGMENT_MODEL_KEYS = ("backbone", "weights", "device", "min_size", "max_size", "fpn_channels")
 
 #: flowIRN Table 4: variant -> (CAMs used for IR labels and instances, flow-boundary loss on?).
 IRN_VARIANTS: dict[str, tuple[str, bool]] = {
@@ -378,7 +380,7 @@ def _box_train_params(segment: dict, run: dict) -> dict:
             f"segment.runs: {run['name']!r} ({method}): options {unknown} do not apply; choose from {sorted(switches)}"
         )
     switches.update(options)
-    params = {k: segment[k] for k in ("backbone", "weights", "device", "min_size", "max_size")}
+    params = {k: segment[k] for k in SEGMENT_MODEL_KEYS}
     params.update(method=method, condinst=switches, train=train)
     return params
 
@@ -404,7 +406,7 @@ def segment_train_params(segment: dict, run: dict) -> dict:
         return _box_train_params(segment, run)
     method = "maskrcnn" if run["method"] == "maskrcnn" else "maskconsist"
     options = dict(run.get("options") or {})
-    params = {k: segment[k] for k in ("backbone", "weights", "device", "min_size", "max_size")}
+    params = {k: segment[k] for k in SEGMENT_MODEL_KEYS}
     params.update(method=method, train={**segment["train"], **options.pop("train", {})})
     switches = {}
     if method == "maskconsist":

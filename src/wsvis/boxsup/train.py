@@ -286,6 +286,7 @@ def train_condinst(
     head_channels: int = 16,
     head_convs: int = 4,
     mask_stride: int = 8,
+    fpn_channels: int = 256,
     top_k: int = 64,
     boundary: str = "bd",
     position_penalty: bool = True,
@@ -329,7 +330,7 @@ def train_condinst(
         pseudo_paths: stcseg: per video ``pseudo/stc/{video}.zarr``.
         flow_paths: boxinst_flow: per video its flow artifact (gap 1).
         backbone, weights, min_size, max_size, mask_channels, branch_channels, head_channels, head_convs,
-            mask_stride: :func:`wsvis.models.condinst.build_condinst`.
+            mask_stride, fpn_channels: :func:`wsvis.models.condinst.build_condinst`.
         top_k: mask proposals per image in the mask loss (64).
         boundary, position_penalty: stcseg's puzzle-loss switches (Table IV).
         pairwise_weight, pairwise_warmup: pairwise loss factor, ramped linearly over the warm-up iterations.
@@ -377,7 +378,7 @@ def train_condinst(
     with deterministic_run(seed, dev):
         arch = dict(backbone=backbone, min_size=int(min_size), max_size=int(max_size), mask_channels=mask_channels,
                     branch_channels=branch_channels, head_channels=head_channels, head_convs=int(head_convs),
-                    mask_stride=int(mask_stride), two_stream=two_stream,
+                    mask_stride=int(mask_stride), fpn_channels=int(fpn_channels), two_stream=two_stream,
                     detection_fusion=detection_fusion if two_stream else "none",
                     mask_fusion=mask_fusion if two_stream else "none", frozen_bn=weights != "none")
         model: CondInst = build_condinst(len(categories) + 1, weights=weights, **arch)

@@ -376,6 +376,7 @@ def train_maskrcnn(
     candidate_score: float = 0.0,
     merge: str = "union",
     rois_per_image: int = 512,
+    fpn_channels: int = 256,
     backbone: str = "resnet50",
     weights: str = "none",
     min_size: int = 800,
@@ -434,7 +435,7 @@ def train_maskrcnn(
             :func:`wsvis.maskconsist.matching.transfer_labels`).
         rois_per_image: RoIs sampled per image for the box head (512; see
             :func:`wsvis.models.maskrcnn.build_maskrcnn`).
-        backbone, weights, min_size, max_size: of :func:`wsvis.models.maskrcnn.build_maskrcnn`.
+        fpn_channels, backbone, weights, min_size, max_size: of :func:`wsvis.models.maskrcnn.build_maskrcnn`.
         iterations: schedule length (paper 90K YTVIS, 75K Cityscapes).
         batch_size: frame pairs per iteration (``maskrcnn``: 2 x batch_size frames).
         base_lr, momentum, weight_decay, steps, gamma: SGD and the step schedule
@@ -485,7 +486,7 @@ def train_maskrcnn(
     with deterministic_run(seed, dev):
         model = build_maskrcnn(
             len(categories) + 1, backbone=backbone, weights=weights, min_size=min_size, max_size=max_size,
-            rois_per_image=rois_per_image,
+            rois_per_image=rois_per_image, fpn_channels=fpn_channels,
         )
         frozen_bn = weights != "none"
         model.to(dev).train()
@@ -498,7 +499,7 @@ def train_maskrcnn(
             "method": method, "categories": list(categories), "delta": delta, "intra": intra, "inter": inter,
             "iom_nms": iom_nms, "top_k": top_k, "consist_from": consist_from, "candidate_score": candidate_score,
             "merge": merge,
-            "rois_per_image": rois_per_image, "backbone": backbone,
+            "rois_per_image": rois_per_image, "fpn_channels": fpn_channels, "backbone": backbone,
             "weights": str(weights), "min_size": min_size, "max_size": max_size, "iterations": iterations,
             "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
             "steps": list(steps), "gamma": gamma, "seed": seed,
@@ -538,6 +539,7 @@ def train_maskrcnn(
         "min_size": int(min_size),
         "max_size": int(max_size),
         "frozen_bn": bool(frozen_bn),
+        "fpn_channels": int(fpn_channels),
         "method": method,
         "iterations": int(stop),
     }

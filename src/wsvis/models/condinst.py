@@ -46,7 +46,7 @@ from torchvision.ops import batched_nms, clip_boxes_to_image
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from wsvis.models.backbones import weights_follow
-from wsvis.models.maskrcnn import MASKRCNN_BACKBONES, _mobilenet_v2_fpn, _resnet50_fpn
+from wsvis.models.maskrcnn import MASKRCNN_BACKBONES, _mobilenet_v2_fpn, _resnet50_fpn, check_fpn_channels
 
 #: MobileNetV2 ``features`` block whose output is the stride-4 map (24 channels).
 _MOBILENET_C2 = 3
@@ -157,7 +157,7 @@ class CondInst(nn.Module):
 
     Attributes:
         fcos: the torchvision FCOS (transform, backbone + FPN, :class:`CondInstHead`, anchors).
-        mask_branch: P3 (256 ch) -> (mask_channels) at stride 8.
+        mask_branch: P3 (``fpn_channels``) -> (mask_channels) at stride 8.
         mask_refine: :class:`MaskRefine` to stride 4 (``mask_stride=4``), else None.
         mask_stride: stride of the mask features and the dynamic head (8 or 4 input pixels).
         two_stream: whether a flow image is expected beside each image.
@@ -421,6 +421,7 @@ def build_condinst(
     mask_stride: int = 8,
     trainable_layers: int | None = None,
     frozen_bn: bool | None = None,
+    fpn_channels: int = 256,
 ) -> CondInst:
     """Build CondInst (one stream) or the two-stream model of Ikeda & Mori (module docstring).
 
@@ -442,6 +443,9 @@ def build_condinst(
             upsampled x2) or 4 (our addition: :class:`MaskRefine` brings the mask features to stride
             4 with the backbone's stride-4 map; 1.05x the time of a CPU training iteration at 427x240).
         trainable_layers, frozen_bn: as :func:`wsvis.models.maskrcnn.build_maskrcnn`.
+        fpn_channels: width of P3..P7 and of the FCOS towers on them (FCOS / CondInst: 256);
+            ``mobilenet_v2`` only, as :func:`wsvis.models.maskrcnn.build_maskrcnn`. The towers'
+            cost falls with its square.
 
     Returns:
         The model in train mode on the CPU.
@@ -458,11 +462,12 @@ def build_condinst(
         weights = os.fspath(weights)
     if frozen_bn is None:
         frozen_bn = weights != "none"
-    extra = LastLevelP6P7(256, 256)
+    check_fpn_channels(backbone, fpn_channels)
+    extra = LastLevelP6P7(fpn_channels, fpn_channels)
     if backbone == "resnet50":
         body = _resnet50_fpn(weights, trainable_layers, frozen_bn, returned_layers=[2, 3, 4], extra_blocks=extra)
     else:
-        body = _mobilenet_v2_fpn(weights, trainable_layers, frozen_bn, extra_blocks=extra)
+        body = _mobilenet_v2_fpn(weights, trainable_layers, frozen_bn, extra_blocks=extra, out_channels=fpn_channels)
     low_channels = 0  # CondInst checks mask_stride
     if mask_stride == 4:
         # The FPN body also hands out its stride-4 map; CondInst._backbone takes it off before the FPN.
@@ -472,7 +477,7 @@ def build_condinst(
     mask_in = mask_channels * (2 if two_stream and mask_fusion == "concat" else 1)
     if head_convs < 1:
         raise ValueError(f"head_convs must be >= 1, got {head_convs}")
-    head = CondInstHead(256, num_classes, CondInst.num_params(mask_in, head_channels), num_convs=head_convs)
+    head = CondInstHead(fpn_channels, num_classes, CondInst.num_params(mask_in, head_channels), num_convs=head_convs)
     fcos = FCOS(body, num_classes, min_size=min_size, max_size=max_size, head=head)
     return CondInst(fcos, mask_channels=mask_channels, branch_channels=branch_channels, head_channels=head_channels,
                     two_stream=two_stream, detection_fusion=detection_fusion, mask_fusion=mask_fusion,
@@ -481,7 +486,7 @@ def build_condinst(
 
 #: Keys of ``model.pt`` that rebuild the architecture.
 ARCH_KEYS = ("backbone", "min_size", "max_size", "mask_channels", "branch_channels", "head_channels", "head_convs",
-             "two_stream", "detection_fusion", "mask_fusion", "frozen_bn", "mask_stride")
+             "two_stream", "detection_fusion", "mask_fusion", "frozen_bn", "mask_stride", "fpn_channels")
 
 
 def load_condinst(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[CondInst, dict]:
@@ -499,6 +504,7 @@ def load_condinst(path: str | os.PathLike, device: str | torch.device = "cpu") -
     state = torch.load(path, map_location="cpu", weights_only=True)
     state.setdefault("head_convs", 4)  # a model.pt written before the option: the papers' towers
     state.setdefault("mask_stride", 8)  # likewise: CondInst's
+    state.setdefault("fpn_channels", 256)  # likewise: FPN's
     with weights_follow():
         model = build_condinst(len(state["categories"]) + 1, weights="none", **{k: state[k] for k in ARCH_KEYS})
     model.load_state_dict(state["model"])

@@ -11,6 +11,7 @@ resnet50       C2..C5 (4, 8, 16, 32) + max-pool P6              the paper's mode
 mobilenet_v2   features[4] (8), features[7] (16),               light CPU model (demo run, tests);
                features[18] (32) + max-pool (64)                torchvision's ``mobilenet_backbone``
                                                                 FPN recipe, 256 FPN channels
+                                                                (``fpn_channels``)
 =============  ===============================================  =====================================
 
 ``weights`` (backbone only; the detection heads always start random):
@@ -45,6 +46,7 @@ from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN, resnet_fpn_backbone
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
@@ -52,7 +54,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from wsvis.models.backbones import warn_random_weights, weights_follow
 from wsvis.torchutil import load_state_dict_file
 
-__all__ = ["MASKRCNN_BACKBONES", "build_maskrcnn", "load_maskrcnn", "paste_masks", "detect"]
+__all__ = ["MASKRCNN_BACKBONES", "build_maskrcnn", "check_fpn_channels", "load_maskrcnn", "paste_masks", "detect"]
 
 #: Backbone names :func:`build_maskrcnn` accepts.
 MASKRCNN_BACKBONES = ("resnet50", "mobilenet_v2")
@@ -110,11 +112,22 @@ def _resnet50_fpn(
     return resnet_fpn_backbone(backbone_name="resnet50", weights=tv_weights, norm_layer=norm, trainable_layers=tl, **fpn)
 
 
+def check_fpn_channels(backbone: str, fpn_channels: int) -> None:
+    """Raise ValueError unless ``fpn_channels`` fits ``backbone``: >= 8, and 256 for ``resnet50``
+    (torchvision's ResNet-FPN has no width argument; the paper model keeps it)."""
+    if fpn_channels < 8:
+        raise ValueError(f"fpn_channels must be >= 8, got {fpn_channels}")
+    if backbone == "resnet50" and fpn_channels != 256:
+        raise ValueError(f"fpn_channels {fpn_channels}: the resnet50 backbone keeps torchvision's 256")
+
+
 def _mobilenet_v2_fpn(
-    weights: str, trainable_layers: int | None, frozen_bn: bool, extra_blocks: nn.Module | None = None
+    weights: str, trainable_layers: int | None, frozen_bn: bool, extra_blocks: nn.Module | None = None,
+    out_channels: int = 256,
 ) -> nn.Module:
     """MobileNetV2-FPN on ``features[4, 7, 18]`` (stride 8, 16, 32) + ``extra_blocks``
-    (default max-pool, stride 64, as Mask R-CNN; CondInst passes ``LastLevelP6P7``)."""
+    (default max-pool, stride 64, as Mask R-CNN; CondInst passes ``LastLevelP6P7``),
+    ``out_channels`` channels on every level (FPN: 256)."""
     pretrained = weights != "none"
     if not pretrained:
         warn_random_weights("MobileNetV2-FPN backbone")
@@ -137,7 +150,9 @@ def _mobilenet_v2_fpn(
             p.requires_grad_(False)
     return_layers = {str(i): str(k) for k, i in enumerate(_MOBILENET_LEVELS)}
     in_channels = [features[i].out_channels for i in _MOBILENET_LEVELS]
-    return BackboneWithFPN(features, return_layers, in_channels, 256, extra_blocks=extra_blocks or LastLevelMaxPool())
+    return BackboneWithFPN(
+        features, return_layers, in_channels, out_channels, extra_blocks=extra_blocks or LastLevelMaxPool()
+    )
 
 
 def build_maskrcnn(
@@ -154,6 +169,7 @@ def build_maskrcnn(
     frozen_bn: bool | None = None,
     rois_per_image: int = 512,
     test_proposals: int = 1000,
+    fpn_channels: int = 256,
 ) -> MaskRCNN:
     """Build a torchvision :class:`~torchvision.models.detection.MaskRCNN` (He et al., ICCV 2017).
 
@@ -181,6 +197,11 @@ def build_maskrcnn(
             which the box head classifies (torchvision / detectron2 FPN default
             1000; Faster R-CNN, Ren et al. 2015: 300). The box head on them is
             most of a CPU inference at small resolution.
+        fpn_channels: width of the FPN levels and of every head on them: RPN conv, box head
+            input (``fpn_channels`` x 7 x 7 into the 1024-wide MLP), the four mask-head convs
+            and the mask predictor's deconvolution (FPN / Mask R-CNN: 256, torchvision's
+            model). ``mobilenet_v2`` only; a lower width divides these heads' cost by
+            (256 / fpn_channels)^2, most of a CPU iteration at 427x240.
 
     Returns:
         The model (train mode, on CPU).
@@ -207,18 +228,25 @@ def build_maskrcnn(
         box_batch_size_per_image=rois_per_image,
         rpn_post_nms_top_n_test=test_proposals,
     )
+    check_fpn_channels(backbone, fpn_channels)
     if backbone == "resnet50":
         return MaskRCNN(_resnet50_fpn(weights, trainable_layers, frozen_bn), **common)
-    body = _mobilenet_v2_fpn(weights, trainable_layers, frozen_bn)
+    body = _mobilenet_v2_fpn(weights, trainable_layers, frozen_bn, out_channels=fpn_channels)
+    c = fpn_channels
+    if c != 256:  # torchvision builds 256-wide mask heads whatever the FPN's width
+        common["mask_head"] = MaskRCNNHeads(c, (c,) * 4, 1)
     names = [str(k) for k in range(len(_MOBILENET_LEVELS))]
     anchors = AnchorGenerator(sizes=((32,), (64,), (128,), (256,)), aspect_ratios=((0.5, 1.0, 2.0),) * 4)
-    return MaskRCNN(
+    model = MaskRCNN(
         body,
         rpn_anchor_generator=anchors,
         box_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=7, sampling_ratio=2),
         mask_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=14, sampling_ratio=2),
         **common,
     )
+    if c != 256:  # its predictor takes num_classes only beside a box predictor: replaced after the build
+        model.roi_heads.mask_predictor = MaskRCNNPredictor(c, c, num_classes)
+    return model
 
 
 def load_maskrcnn(path: str | os.PathLike, device: str | torch.device = "cpu", **overrides) -> tuple[MaskRCNN, dict]:
@@ -245,6 +273,7 @@ def load_maskrcnn(path: str | os.PathLike, device: str | torch.device = "cpu", *
         min_size=state["min_size"],
         max_size=state["max_size"],
         frozen_bn=bool(state.get("frozen_bn", False)),
+        fpn_channels=int(state.get("fpn_channels", 256)),
     )
     kwargs.update(overrides)
     with weights_follow():
