@@ -22,8 +22,11 @@ rule train_segmenter:
         f"{RESULTS}/logs/train_segmenter/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_segmenter/{{run}}.tsv"
+    # As the chain: a training ready to start goes before per-video jobs, which fill the other cores.
+    # At 0 the many short jobs of finished runs kept maskconsist waiting for 26 min on davis2016.
     wildcard_constraints:
         run=RUN_PATTERN,
+    priority: CLASS_TAG_CHAIN_PRIORITY
     conda:
         "../envs/wsvis.yaml"
     threads: training_threads()
