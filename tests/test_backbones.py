@@ -39,7 +39,7 @@ def test_untrained_models_warn_and_loaded_models_do_not(tmp_path, caplog):
     )
     arch = dict(backbone="mobilenet_v2", min_size=64, max_size=96, mask_channels=8, branch_channels=128,
                 head_channels=16, head_convs=4, two_stream=False, detection_fusion="sum", mask_fusion="concat",
-                frozen_bn=False, mask_stride=8)
+                frozen_bn=False, mask_stride=8, fpn_channels=256)
     assert set(arch) == set(ARCH_KEYS)
     torch.save({"model": cond.state_dict(), "categories": ["a", "b"], **arch}, tmp_path / "cond.pt")
     caplog.clear()
