@@ -220,8 +220,8 @@ def test_inference_proposals_bound_the_detections(clip, tmp_path):
 
 def test_fpn_channels_set_the_width_of_the_fpn_and_every_head(clip, tmp_path):
     """fpn_channels 64: FPN levels, RPN conv, box-head input (64 x 7 x 7), four mask convs and the mask
-    deconvolution are 64 wide; it is stored in model.pt and the loaded model predicts as the trained one.
-    The default 256 builds torchvision's model (same parameter shapes as its own mask head)."""
+    deconvolution are 64 wide; model.pt stores it and the loader rebuilds that width (a model.pt without the
+    key is read as 256 wide and does not fit). The default keeps the 256-wide heads of torchvision's model."""
     frames, pseudo, flow = clip
     net = build_maskrcnn(4, fpn_channels=64, **TINY)
     assert net.backbone.out_channels == 64 and net.rpn.head.conv[0][0].in_channels == 64

@@ -232,9 +232,9 @@ def build_maskrcnn(
     if backbone == "resnet50":
         return MaskRCNN(_resnet50_fpn(weights, trainable_layers, frozen_bn), **common)
     body = _mobilenet_v2_fpn(weights, trainable_layers, frozen_bn, out_channels=fpn_channels)
-    c = fpn_channels
-    if c != 256:  # torchvision builds 256-wide mask heads whatever the FPN's width
-        common["mask_head"] = MaskRCNNHeads(c, (c,) * 4, 1)
+    narrow = fpn_channels != 256
+    if narrow:  # torchvision builds 256-wide mask heads whatever the FPN's width
+        common["mask_head"] = MaskRCNNHeads(fpn_channels, (fpn_channels,) * 4, 1)
     names = [str(k) for k in range(len(_MOBILENET_LEVELS))]
     anchors = AnchorGenerator(sizes=((32,), (64,), (128,), (256,)), aspect_ratios=((0.5, 1.0, 2.0),) * 4)
     model = MaskRCNN(
@@ -244,8 +244,8 @@ def build_maskrcnn(
         mask_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=14, sampling_ratio=2),
         **common,
     )
-    if c != 256:  # its predictor takes num_classes only beside a box predictor: replaced after the build
-        model.roi_heads.mask_predictor = MaskRCNNPredictor(c, c, num_classes)
+    if narrow:  # its predictor takes num_classes only beside a box predictor: replaced after the build
+        model.roi_heads.mask_predictor = MaskRCNNPredictor(fpn_channels, fpn_channels, num_classes)
     return model
 
 
