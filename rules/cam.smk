@@ -18,7 +18,7 @@ rule train_cam:
         f"{RESULTS}/logs/train_cam.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_cam.tsv"
-    priority: CLASS_TAG_CHAIN_PRIORITY
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/wsvis.yaml"
     threads: training_threads()
@@ -46,7 +46,7 @@ rule cam:
         log_path("cam"),
     benchmark:
         bench_path("cam")
-    priority: CLASS_TAG_CHAIN_PRIORITY
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/wsvis.yaml"
     # Per-video inference: one thread per job, so videos share the cores side by side.

@@ -58,10 +58,12 @@ wildcard_constraints:
     variant="|".join(["cam", "stc", *IRN_VARIANTS, *BASELINE_VARIANTS]),
 
 
-# Rules of the class-tag chain (manifest, flow, CAM, IR labels, IRN, its pseudo-labels), the longest
-# path to a trained segmenter: started first, so box-branch jobs fill the cores beside it (a rule's
-# priority does not pass to the jobs it needs, so the chain lists them all).
-CLASS_TAG_CHAIN_PRIORITY = 1
+# Rules on the paths to the trainings: the class-tag chain (manifest, flow, CAM, IR labels, IRN, its
+# pseudo-labels), the longest, and the STC pseudo-labels that the stcseg training waits for (davis2016:
+# at priority 0 they ran last, the 12-minute stcseg training started at 50 min). Started first, so
+# per-video jobs fill the cores after them (a rule's priority does not pass to the jobs it needs, so
+# the chains list them all).
+CHAIN_PRIORITY = 1
 
 
 def training_threads():

@@ -14,7 +14,7 @@ rule flow:
         log_path("flow"),
     benchmark:
         bench_path("flow")
-    priority: CLASS_TAG_CHAIN_PRIORITY
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/wsvis.yaml"
     threads: 1

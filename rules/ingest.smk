@@ -43,7 +43,7 @@ rule manifest:
         f"{RESULTS}/logs/manifest.log",
     benchmark:
         f"{RESULTS}/benchmarks/manifest.tsv"
-    priority: CLASS_TAG_CHAIN_PRIORITY
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/wsvis.yaml"
     threads: 1

@@ -20,7 +20,7 @@ rule ir_labels:
         f"{RESULTS}/logs/ir_labels/{{source}}/{{video}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ir_labels/{{source}}/{{video}}.tsv"
-    priority: CLASS_TAG_CHAIN_PRIORITY
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/wsvis.yaml"
     threads: 1
@@ -57,7 +57,7 @@ rule train_irn:
         f"{RESULTS}/benchmarks/train_irn/{{variant}}.tsv"
     wildcard_constraints:
         variant=IRN_VARIANT_PATTERN,
-    priority: CLASS_TAG_CHAIN_PRIORITY
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/wsvis.yaml"
     threads: training_threads()
@@ -95,7 +95,7 @@ rule pseudo_irn:
         f"{RESULTS}/benchmarks/pseudo_irn/{{variant}}/{{video}}.tsv"
     wildcard_constraints:
         variant=IRN_VARIANT_PATTERN,
-    priority: CLASS_TAG_CHAIN_PRIORITY
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/wsvis.yaml"
     # Per-video inference: one thread per job, so videos share the cores side by side.

@@ -26,7 +26,7 @@ rule train_segmenter:
     # At 0 the many short jobs of finished runs kept maskconsist waiting for 26 min on davis2016.
     wildcard_constraints:
         run=RUN_PATTERN,
-    priority: CLASS_TAG_CHAIN_PRIORITY
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/wsvis.yaml"
     threads: training_threads()

@@ -12,6 +12,7 @@ rule pseudo_stc:
         f"{RESULTS}/logs/pseudo/stc/{{video}}.log",
     benchmark:
         bench_path("pseudo_stc")
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/wsvis.yaml"
     threads: 1

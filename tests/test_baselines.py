@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from wsvis.baselines import compute_video_baseline
-from wsvis.baselines.box import box_instances, grabcut_instances, grabcut_mask, grabcut_refine
+from wsvis.baselines.box import box_instances, cut_source, grabcut_instances, grabcut_mask, grabcut_refine
 from wsvis.baselines.motion import camera_flow, motion_foreground, motion_instances
 from wsvis.evaluate.pseudo import region_similarity
 from wsvis.flow.stage import compute_video_flow
@@ -143,6 +143,57 @@ def test_grabcut_refine_pulls_a_blob_and_a_partial_mask_onto_the_disc(monkeypatc
         grabcut_refine(img, blob[None], margin=-0.1)
     with pytest.raises(ValueError, match="masks"):
         grabcut_refine(img, blob[None, :10])
+
+
+def test_grabcut_at_source_resolution_scales_box_and_prior_and_comes_back_by_area(monkeypatch, tmp_path):
+    """``source``: the cut runs on the larger frame with the box and prior scaled; its result is
+    area-averaged back (a source pixel block counts where at least half of it is foreground)."""
+    import cv2
+
+    img, disc = _disc_frame()
+    source = np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)  # the same frame at 2x
+    box = np.array([34.0, 18.0, 94.0, 78.0])
+    cut = grabcut_mask(img, box, iterations=5, source=source)
+    assert cut.shape == (H, W) and not cut[:, :34].any() and not cut[:18].any()  # inside the box
+    assert region_similarity(cut, disc) > 0.8
+    assert region_similarity(cut, grabcut_mask(img, box, iterations=5)) > 0.9  # a 2x copy holds nothing new
+
+    seen = {}
+
+    def left_half(crop, mask, rect, bgd, fgd, iterations, mode):
+        # What the cut receives: the 2x crop (context 0.5 of the 2x box) and the prior at 2x.
+        seen.update(shape=crop.shape[:2], rect=rect, fg=int((mask == cv2.GC_PR_FGD).sum()), mode=mode)
+        x, y, bw, bh = rect
+        mask[:] = cv2.GC_BGD
+        mask[y : y + bh, x : x + bw // 2 + 1] = cv2.GC_FGD  # one source column past the half: 1/2 of a block
+    monkeypatch.setattr(cv2, "grabCut", left_half)
+    prior = np.zeros((H, W), bool)
+    prior[40:50, 50:60] = True
+    out = grabcut_mask(img, box, prior=prior, source=source)
+    assert seen["rect"] == (60, 36, 120, 120) and seen["shape"] == (192, 240)  # clipped at the top
+    assert seen["fg"] == 4 * prior.sum() and seen["mode"] == cv2.GC_INIT_WITH_MASK
+    expected = np.zeros((H, W), bool)
+    expected[18:78, 34:65] = True  # 60 + 1 source columns -> 30 full blocks + one half block (kept: >= 0.5)
+    np.testing.assert_array_equal(out, expected)
+    # A cut that keeps nothing at the source gives the fallback at the processing size.
+    monkeypatch.setattr(cv2, "grabCut", lambda crop, mask, *a: mask.fill(cv2.GC_BGD))
+    np.testing.assert_array_equal(grabcut_mask(img, box, source=source, fallback=prior), prior)
+    with pytest.raises(ValueError, match="source must be"):
+        grabcut_mask(img, box, source=source[..., 0])
+
+
+def test_cut_source_reads_the_source_frame_or_names_the_key(tmp_path):
+    import cv2
+
+    img, _ = _disc_frame()
+    path = tmp_path / "src.png"
+    cv2.imwrite(str(path), img[..., ::-1])
+    assert cut_source("process", str(path), key="stc.refine_resolution") is None
+    np.testing.assert_array_equal(cut_source("source", str(path), key="stc.refine_resolution"), img)
+    with pytest.raises(ValueError, match="stc.refine_resolution.*source_image"):
+        cut_source("source", None, key="stc.refine_resolution")
+    with pytest.raises(ValueError, match="baselines.grabcut.resolution must be one of"):
+        cut_source("full", str(path), key="baselines.grabcut.resolution")
 
 
 def test_box_instances_fill_boxes_largest_first():

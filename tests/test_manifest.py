@@ -24,7 +24,7 @@ from wsvis.io.manifest import (
 )
 
 COLUMNS = [
-    "video", "frame", "image", "width", "height", "source_width", "source_height", "split", "annotated", "tags",
+    "video", "frame", "image", "source_image", "width", "height", "source_width", "source_height", "split", "annotated", "tags",
     "instance_ids", "box_classes", "boxes",
 ]
 

@@ -40,6 +40,7 @@ def test_ingest_resizes_frames_and_boxes_but_not_the_gt(tmp_path):
     assert (int(half["height"][0]), int(half["width"][0])) == (h, w) == (120, 214)
     assert (int(half["source_height"][0]), int(half["source_width"][0])) == (H, W)
     assert image_size(half["image"][0]) == (h, w)
+    assert half["source_image"].tolist() == full["image"].tolist() == full["source_image"].tolist()
     assert gt_half == gt_full  # ground truth stays at the source size
     for b_full, b_half in zip(full["boxes"], half["boxes"]):
         np.testing.assert_allclose(np.asarray(b_half), np.asarray(b_full) * [w / W, h / H, w / W, h / H])

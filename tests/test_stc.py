@@ -131,6 +131,21 @@ def test_grabcut_flow_refinement_beats_m_inside_the_box(tmp_path):
     j_paper = np.mean([region_similarity(np.asarray(read_pseudo(paper)[0][t]) > 0, discs[t]) for t in range(n)])
     j_ours = np.mean([region_similarity(np.asarray(read_pseudo(ours)[0][t]) > 0, discs[t]) for t in range(n)])
     assert j_ours > 0.85 and j_ours > j_paper + 0.1
+    # The same cut on the frames at 2x (refine_resolution: source), written back at (h, w).
+    sources = []
+    for t, f in enumerate(frames):
+        p = tmp_path / f"src{t:05d}.png"
+        cv2.imwrite(str(p), cv2.resize(cv2.imread(f), (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST))
+        sources.append(str(p))
+    big = tmp_path / "source.zarr"
+    compute_video_stc(boxes, [["car"]] * n, (h, w), flow, None, big, categories=["car"], signals="flow",
+                      refine="grabcut_flow", images=frames, refine_resolution="source", source_images=sources)
+    labels = read_pseudo(big)[0]
+    assert labels.shape == (n, h, w)
+    assert np.mean([region_similarity(np.asarray(labels[t]) > 0, discs[t]) for t in range(n)]) > 0.85
+    with pytest.raises(ValueError, match="stc.refine_resolution"):
+        compute_video_stc(boxes, [["car"]] * n, (h, w), flow, None, tmp_path / "y.zarr", categories=["car"],
+                          signals="flow", refine="grabcut_flow", images=frames, refine_resolution="source")
     group = open_artifact(ours, "pseudo")
     assert (np.asarray(group["foreground"][0]) == (np.asarray(read_pseudo(ours)[0][0]) > 0)).all()
     assert "foreground_stc" in group and "foreground_stc" not in open_artifact(paper, "pseudo")

@@ -27,10 +27,13 @@ def _set_threads(n: int) -> None:
     cv2.setNumThreads(max(1, n))
 
 
-def _images(table: str) -> list[str]:
+def _images(table: str, column: str = "image") -> list:
+    """A video table's frame paths in frame order; ``source_image`` of a table written before
+    that column existed is None per frame (GrabCut at the source resolution then says so)."""
     from wsvis.io.manifest import read_video_table
 
-    return read_video_table(table).sort_values("frame")["image"].tolist()
+    df = read_video_table(table).sort_values("frame")
+    return df[column].tolist() if column in df else [None] * len(df)
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
@@ -175,7 +178,8 @@ def cmd_irn_pseudo(args: argparse.Namespace) -> None:
     cfg = json.loads(args.params)
     options = {k: v for k, v in cfg.items() if k != "source"}
     make_video_pseudo_labels(
-        _images(args.table), args.cam, cfg["source"], args.model, args.out, variant=args.variant, params=cfg, **options
+        _images(args.table), args.cam, cfg["source"], args.model, args.out, variant=args.variant, params=cfg,
+        source_images=_images(args.table, "source_image"), **options
     )
 
 
@@ -190,7 +194,8 @@ def cmd_stc_pseudo(args: argparse.Namespace) -> None:
     size = (int(table["height"].iloc[0]), int(table["width"].iloc[0]))
     compute_video_stc(
         list(table["boxes"]), list(table["box_classes"]), size, args.flow, args.depth, args.out,
-        categories=json.loads(args.categories), images=table["image"].tolist(), params=cfg, **cfg,
+        categories=json.loads(args.categories), images=table["image"].tolist(),
+        source_images=_images(args.table, "source_image"), params=cfg, **cfg,
     )
 
 
@@ -284,11 +289,13 @@ def cmd_segment_predict(args: argparse.Namespace) -> None:
     if torch.load(args.model, map_location="cpu", weights_only=True).get("method") in BOX_METHODS:
         # proposals is Mask R-CNN's (its RPN); FCOS has none.
         predict_video_condinst(_images(args.table), args.model, args.out, method=args.method, flow_path=args.flow,
-                               params=cfg, **{k: v for k, v in cfg.items() if k != "proposals"})
+                               params=cfg, source_images=_images(args.table, "source_image"),
+                               **{k: v for k, v in cfg.items() if k != "proposals"})
         return
     # Mask R-CNN's masks lie in their boxes already: mask_in_box is CondInst's option.
     options = {k: v for k, v in cfg.items() if k != "mask_in_box"}
-    predict_video(_images(args.table), args.model, args.out, method=args.method, params=cfg, **options)
+    predict_video(_images(args.table), args.model, args.out, method=args.method, params=cfg,
+                  source_images=_images(args.table, "source_image"), **options)
 
 
 def cmd_segment_selftrain_pseudo(args: argparse.Namespace) -> None:

@@ -24,14 +24,30 @@ in the pseudo-label map. Every instance scores 1 (the box is given).
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
-__all__ = ["REFINEMENTS", "box_instances", "box_masks", "grabcut_mask", "grabcut_instances", "grabcut_refine"]
+from wsvis.io.images import read_image
+from wsvis.transforms import resize_masks
+
+__all__ = [
+    "REFINEMENTS",
+    "RESOLUTIONS",
+    "box_instances",
+    "box_masks",
+    "cut_source",
+    "grabcut_mask",
+    "grabcut_instances",
+    "grabcut_refine",
+]
 
 #: Mask refinements of pseudo-labels (``irn.infer.refine``) and predictions (``segment.predict.refine``);
 #: ``none`` is the papers' setting, ``grabcut`` is :func:`grabcut_refine`.
 REFINEMENTS = ("none", "grabcut")
+#: Where a cut runs (module docstring, "Source resolution"): on the processing-size frame or the source frame.
+RESOLUTIONS = ("process", "source")
 
 
 def box_masks(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -85,6 +101,7 @@ def grabcut_mask(
     context: float | None = 0.5,
     prior: np.ndarray | None = None,
     fallback: np.ndarray | None = None,
+    source: np.ndarray | None = None,
 ) -> np.ndarray:
     """GrabCut foreground of one box (module docstring).
 
@@ -99,13 +116,16 @@ def grabcut_mask(
             foreground. A prior that is empty or full inside the box is ignored.
         fallback: optional (H, W) bool returned where the box cannot be cut or
             the cut keeps no pixel (default: the filled box).
+        source: optional (H', W', 3) uint8 RGB, the same frame at a higher resolution
+            (module docstring, "Source resolution"): the cut runs on it, ``box`` and
+            ``prior`` scaled by (W'/W, H'/H); the result comes back at (H, W).
 
     Returns:
         (H, W) bool, foreground (definite or probable) inside the box; ``fallback``
         where the box cannot be cut or the cut keeps no pixel.
 
     Raises:
-        ValueError: ``image`` not (H, W, 3) uint8; ``iterations`` < 1.
+        ValueError: ``image`` or ``source`` not (H, W, 3) uint8; ``iterations`` < 1.
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -116,6 +136,8 @@ def grabcut_mask(
     filled = box_masks(np.asarray(box, np.float64)[None], (h, w))[0]
     if fallback is None:
         fallback = filled
+    if source is not None and np.asarray(source).shape[:2] != (h, w):
+        return _grabcut_at_source(image, box, source, filled, fallback, prior=prior, iterations=iterations, context=context)
     ys, xs = np.nonzero(filled)
     if len(ys) == 0:
         return np.asarray(fallback, bool)
@@ -149,8 +171,57 @@ def grabcut_mask(
     return out if out.any() else np.asarray(fallback, bool)
 
 
+def cut_source(resolution: str, source_image: str | os.PathLike | None, *, key: str) -> np.ndarray | None:
+    """The ``source`` frame of :func:`grabcut_mask` for a ``resolution`` setting.
+
+    Args:
+        resolution: one of :data:`RESOLUTIONS`; ``process`` needs nothing (returns None).
+        source_image: the frame's ``source_image`` (ingest table column), or None
+            (a table written before the column existed).
+        key: the config key, named in errors.
+
+    Returns:
+        (H', W', 3) uint8 RGB source frame, or None for ``process``.
+
+    Raises:
+        ValueError: an unknown ``resolution``; ``source`` without a ``source_image``
+            (re-run the ingest stage).
+        FrameError: the source frame cannot be read (names the file).
+    """
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"{key} must be one of {list(RESOLUTIONS)}, got {resolution!r}")
+    if resolution == "process":
+        return None
+    if not source_image:
+        raise ValueError(f"{key}: 'source' needs the ingest tables' source_image column (re-run the ingest stage)")
+    return read_image(source_image)
+
+
+def _grabcut_at_source(image, box, source, filled, fallback, *, prior, iterations, context) -> np.ndarray:
+    """:func:`grabcut_mask` run on ``source`` and brought back to ``image``'s size (module docstring)."""
+    source = np.asarray(source)
+    if source.ndim != 3 or source.shape[2] != 3 or source.dtype != np.uint8:
+        raise ValueError(f"source must be (H, W, 3) uint8, got {source.shape} {source.dtype}")
+    h, w = image.shape[:2]
+    big_h, big_w = source.shape[:2]
+    scale = np.array([big_w / w, big_h / h, big_w / w, big_h / h])
+    big_prior = None if prior is None else resize_masks(np.asarray(prior, bool), (big_h, big_w))
+    big = grabcut_mask(
+        source, np.asarray(box, np.float64) * scale, iterations=iterations, context=context, prior=big_prior,
+        fallback=np.zeros((big_h, big_w), bool),
+    )
+    out = (cv2.resize(big.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) >= 0.5) & filled
+    return out if out.any() else np.asarray(fallback, bool)
+
+
 def grabcut_instances(
-    image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, *, iterations: int = 5, context: float | None = 0.5
+    image: np.ndarray,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    *,
+    iterations: int = 5,
+    context: float | None = 0.5,
+    source: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """GrabCut masks of every box of one frame (keywords of :func:`grabcut_mask`).
 
@@ -162,12 +233,18 @@ def grabcut_instances(
     h, w = np.asarray(image).shape[:2]
     masks = np.zeros((len(order), h, w), bool)
     for k, i in enumerate(order):
-        masks[k] = grabcut_mask(image, boxes[i], iterations=iterations, context=context)
+        masks[k] = grabcut_mask(image, boxes[i], iterations=iterations, context=context, source=source)
     return masks, np.asarray(classes, np.int64).reshape(-1)[order], np.ones(len(order), np.float32)
 
 
 def grabcut_refine(
-    image: np.ndarray, masks: np.ndarray, *, margin: float = 0.1, iterations: int = 5, context: float | None = 0.5
+    image: np.ndarray,
+    masks: np.ndarray,
+    *,
+    margin: float = 0.1,
+    iterations: int = 5,
+    context: float | None = 0.5,
+    source: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each instance mask re-cut by GrabCut started from it (a colour refinement of pseudo-labels).
 
@@ -184,7 +261,7 @@ def grabcut_refine(
         image: (H, W, 3) uint8 RGB frame.
         masks: (K, H, W) bool instance masks of the frame.
         margin: box growth around each mask, fraction of its size per side (>= 0).
-        iterations, context: of :func:`grabcut_mask`.
+        iterations, context, source: of :func:`grabcut_mask`.
 
     Returns:
         (K, H, W) bool refined masks, in the order of ``masks``.
@@ -207,5 +284,7 @@ def grabcut_refine(
         y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
         my, mx = margin * (y2 - y1), margin * (x2 - x1)
         box = np.array([max(0.0, x1 - mx), max(0.0, y1 - my), min(w, x2 + mx), min(h, y2 + my)])
-        out[k] = grabcut_mask(image, box, iterations=iterations, context=context, prior=mask, fallback=mask)
+        out[k] = grabcut_mask(
+            image, box, iterations=iterations, context=context, prior=mask, fallback=mask, source=source
+        )
     return out

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from wsvis.baselines.box import box_instances, grabcut_instances
+from wsvis.baselines.box import box_instances, cut_source, grabcut_instances
 from wsvis.baselines.motion import motion_instances
 from wsvis.flow.stage import read_flow
 from wsvis.io.images import read_image
@@ -58,7 +58,9 @@ def _grabcut(table: pd.DataFrame, t: int, categories, **options):
     if not len(boxes):
         h, w = int(row["height"]), int(row["width"])
         return np.zeros((0, h, w), bool), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return grabcut_instances(read_image(row["image"]), boxes, classes, **options)
+    resolution = options.pop("resolution", "process")
+    source = cut_source(resolution, row.get("source_image"), key="baselines.grabcut.resolution")
+    return grabcut_instances(read_image(row["image"]), boxes, classes, source=source, **options)
 
 
 #: Baseline name -> per-frame function ``(table, t, categories, **options) -> (masks, classes, scores)``.

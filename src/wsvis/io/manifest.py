@@ -48,6 +48,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("video", pa.string()),
         ("frame", pa.int64()),
         ("image", pa.string()),
+        ("source_image", pa.string()),
         ("width", pa.int64()),
         ("height", pa.int64()),
         ("source_width", pa.int64()),
@@ -96,7 +97,8 @@ def video_table(record: VideoRecord, categories: list[str], split: str) -> pd.Da
 
     Returns:
         DataFrame with ``video`` str, ``frame`` int64 (0-based), ``image`` str
-        path, ``width``/``height`` int64 pixels (of ``image``: the processing size
+        path, ``source_image`` str path of the source frame (``image`` until
+        :func:`to_processing_size` points ``image`` at a resized copy), ``width``/``height`` int64 pixels (of ``image``: the processing size
         after :func:`to_processing_size`), ``source_width``/``source_height`` int64
         pixels of the source frames (the ground truth's size), ``split`` str, ``annotated``
         bool, and per frame the instances present (non-empty mask), in instance
@@ -130,6 +132,7 @@ def video_table(record: VideoRecord, categories: list[str], split: str) -> pd.Da
                 "video": record.name,
                 "frame": t,
                 "image": str(image),
+                "source_image": str(image),
                 "width": record.width,
                 "height": record.height,
                 "source_width": record.width,
@@ -208,8 +211,8 @@ def to_processing_size(df: pd.DataFrame, longest: int | None, frames_dir: str | 
     ``cv2.INTER_AREA`` (aspect kept, :func:`wsvis.transforms.processing_size`)
     and written as PNG (lossless: later stages see exactly these pixels) to
     ``frames_dir/<h>x<w>/``; ``image``, ``width``, ``height`` then describe
-    them and ``boxes`` are scaled by the same factors. ``source_width`` /
-    ``source_height`` (and the gt) keep the source size.
+    them and ``boxes`` are scaled by the same factors. ``source_image``,
+    ``source_width`` / ``source_height`` (and the gt) keep the source frame.
 
     Args:
         df: a table of :func:`video_table` (one video, source size).

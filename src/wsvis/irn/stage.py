@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wsvis.baselines.box import REFINEMENTS, grabcut_refine
+from wsvis.baselines.box import REFINEMENTS, cut_source, grabcut_refine
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.irn.instances import instance_pseudo_labels
 from wsvis.irn.labels import open_video_cams, read_frame_like_cams
@@ -45,6 +45,8 @@ def make_video_pseudo_labels(
     refine: str = "none",
     refine_margin: float = 0.1,
     refine_iterations: int = 5,
+    refine_resolution: str = "process",
+    source_images: Sequence[str | os.PathLike | None] | None = None,
     device: str = "auto",
     params: dict[str, Any] | None = None,
     progress: bool = True,
@@ -64,6 +66,9 @@ def make_video_pseudo_labels(
         refine: ``"none"`` (IRN) or ``"grabcut"``: each instance re-cut by GrabCut
             started from it (:func:`wsvis.baselines.box.grabcut_refine`, our addition).
         refine_margin, refine_iterations: ``margin`` and ``iterations`` of that cut.
+        refine_resolution: ``process`` or ``source`` (:func:`wsvis.baselines.box.cut_source`):
+            the cut on the frame at its source resolution (``source_images``, one per frame).
+        source_images: the frames at their source resolution (ingest ``source_image``).
         device: ``auto | cpu | cuda[:N]`` for the network.
         params: the stage's config section (stored in attrs).
         progress: tqdm bar over frames.
@@ -91,6 +96,7 @@ def make_video_pseudo_labels(
         "refine": refine,
         "refine_margin": refine_margin,
         "refine_iterations": refine_iterations,
+        "refine_resolution": refine_resolution,
     }
     with PseudoLabelWriter(
         out,
@@ -123,5 +129,8 @@ def make_video_pseudo_labels(
                 instance_class=instance_class,
             )
             if refine == "grabcut":
-                masks = grabcut_refine(img, masks, margin=refine_margin, iterations=refine_iterations)
+                src = cut_source(
+                    refine_resolution, source_images[t] if source_images else None, key="irn.infer.refine_resolution"
+                )
+                masks = grabcut_refine(img, masks, margin=refine_margin, iterations=refine_iterations, source=src)
             writer.add_frame(t, masks, classes, scores)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from wsvis.baselines.box import REFINEMENTS, grabcut_refine
+from wsvis.baselines.box import REFINEMENTS, cut_source, grabcut_refine
 from wsvis.io.predictions import PredictionWriter, frame_predictions, read_predictions
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.maskconsist.train import image_tensor
@@ -64,8 +64,8 @@ def predict_video(
         device: ``auto | cpu | cuda[:N]``.
         params: the stage's config, stored in attrs.
         progress: tqdm bar.
-        refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``
-            of :func:`write_video_predictions` (default: no refinement, the paper's).
+        refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``,
+            ``refine_resolution``, ``source_images`` of :func:`write_video_predictions` (default: no refinement, the paper's).
 
     Returns:
         ``out`` as a Path. Arrays: masks (T, K, H, W) bool, scores (T, K)
@@ -104,6 +104,8 @@ def write_video_predictions(
     refine_score: float = 0.5,
     refine_margin: float = 0.1,
     refine_iterations: int = 5,
+    refine_resolution: str = "process",
+    source_images: Sequence[str | os.PathLike | None] | None = None,
     progress: bool = True,
 ) -> Path:
     """The frame loop every segmenter's inference shares: read each frame, detect, write the predictions artifact.
@@ -124,6 +126,9 @@ def write_video_predictions(
             ``torch.get_num_threads()`` worker threads while the model detects in
             frame t + 1 (OpenCV releases the GIL; each cut seeds its thread's RNG,
             so the result does not depend on the threads); frames are written in order.
+        refine_resolution: ``process`` or ``source`` (:func:`wsvis.baselines.box.cut_source`):
+            the cuts on the frame at its source resolution (``source_images``, one per frame).
+        source_images: the T frames at their source resolution (ingest ``source_image``).
         progress: tqdm bar.
 
     Returns:
@@ -138,7 +143,7 @@ def write_video_predictions(
     first = image_tensor(images[0])
     size = tuple(int(s) for s in first.shape[1:])
     attrs = {**(attrs or {}), "refine": refine, "refine_score": refine_score, "refine_margin": refine_margin,
-             "refine_iterations": refine_iterations}
+             "refine_iterations": refine_iterations, "refine_resolution": refine_resolution}
     workers = max(1, torch.get_num_threads())
     cut = dict(margin=refine_margin, iterations=refine_iterations)
     with PredictionWriter(
@@ -155,7 +160,11 @@ def write_video_predictions(
             confident = np.nonzero(scores >= refine_score)[0] if refine == "grabcut" else np.zeros(0, int)
             if len(confident):
                 rgb = (img.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-                masks_future = pool.submit(_refine_confident, rgb, masks, confident, cut)
+                src = cut_source(
+                    refine_resolution, source_images[t] if source_images else None,
+                    key="segment.predict.refine_resolution",
+                )
+                masks_future = pool.submit(_refine_confident, rgb, masks, confident, {**cut, "source": src})
             else:  # nothing to cut: no hop through the pool
                 masks_future = Future()
                 masks_future.set_result(masks)

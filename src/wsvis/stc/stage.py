@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from wsvis.baselines.box import box_masks, grabcut_mask
+from wsvis.baselines.box import box_masks, cut_source, grabcut_mask
 from wsvis.depth.stage import read_depth
 from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.images import read_image
@@ -112,7 +112,9 @@ def compute_video_stc(
     refine_ring: float = 0.25,
     refine_iterations: int = 5,
     refine_context: float | None = 0.5,
+    refine_resolution: str = "process",
     images: Sequence[str | os.PathLike] | None = None,
+    source_images: Sequence[str | os.PathLike | None] | None = None,
     params: dict[str, Any] | None = None,
 ) -> Path:
     """Write one video's STC pseudo-labels (module docstring).
@@ -134,7 +136,10 @@ def compute_video_stc(
         refine: one of :data:`REFINEMENTS` (module docstring, "Refinement").
         refine_threshold, refine_ring: :func:`box_motion_prior`.
         refine_iterations, refine_context: :func:`wsvis.baselines.box.grabcut_mask`.
+        refine_resolution: ``process`` or ``source`` (:func:`wsvis.baselines.box.cut_source`):
+            the cut on the frame at its source resolution (``source_images``).
         images: the T frame files (``grabcut_flow``).
+        source_images: the T frames at their source resolution (ingest ``source_image``).
         params: stored in attrs.
 
     Returns:
@@ -222,13 +227,16 @@ def compute_video_stc(
             else:
                 fg_stc[t] = m
                 image = read_image(images[t])
+                src = cut_source(
+                    refine_resolution, source_images[t] if source_images else None, key="stc.refine_resolution"
+                )
                 f = frame_flow(forward, backward, t, num_frames) if forward is not None else None
                 masks = np.zeros((len(order), h, w), bool)
                 for k, i in enumerate(order):
                     prior = None if f is None else box_motion_prior(f, b[i], threshold=refine_threshold, ring=refine_ring)
-                    masks[k] = grabcut_mask(image, b[i], prior=prior, fallback=masks[k], **cut)
+                    masks[k] = grabcut_mask(image, b[i], prior=prior, fallback=masks[k], source=src, **cut)
                     if not masks[k].any():  # the prior's cut kept nothing: GrabCut from the box alone
-                        masks[k] = grabcut_mask(image, b[i], **cut)
+                        masks[k] = grabcut_mask(image, b[i], source=src, **cut)
                 fg[t] = masks.any(axis=0) if len(masks) else np.zeros((h, w), bool)
             writer.add_frame(t, masks, cls, np.ones(len(order), np.float32))
     return Path(out)
