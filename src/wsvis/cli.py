@@ -27,13 +27,17 @@ def _set_threads(n: int) -> None:
     cv2.setNumThreads(max(1, n))
 
 
-def _images(table: str, column: str = "image") -> list:
-    """A video table's frame paths in frame order; ``source_image`` of a table written before
-    that column existed is None per frame (GrabCut at the source resolution then says so)."""
+def _images(table: str) -> list[str]:
+    return _frames(table)[0]
+
+
+def _frames(table: str) -> tuple[list[str], list[str] | None]:
+    """A video table's frame paths and source-frame paths in frame order (one read); the latter
+    None for a table written before ``source_image`` existed (GrabCut at the source then says so)."""
     from wsvis.io.manifest import read_video_table
 
     df = read_video_table(table).sort_values("frame")
-    return df[column].tolist() if column in df else [None] * len(df)
+    return df["image"].tolist(), (df["source_image"].tolist() if "source_image" in df else None)
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
@@ -177,9 +181,10 @@ def cmd_irn_pseudo(args: argparse.Namespace) -> None:
     _set_threads(args.threads)
     cfg = json.loads(args.params)
     options = {k: v for k, v in cfg.items() if k != "source"}
+    images, sources = _frames(args.table)
     make_video_pseudo_labels(
-        _images(args.table), args.cam, cfg["source"], args.model, args.out, variant=args.variant, params=cfg,
-        source_images=_images(args.table, "source_image"), **options
+        images, args.cam, cfg["source"], args.model, args.out, variant=args.variant, params=cfg,
+        source_images=sources, **options
     )
 
 
@@ -195,7 +200,7 @@ def cmd_stc_pseudo(args: argparse.Namespace) -> None:
     compute_video_stc(
         list(table["boxes"]), list(table["box_classes"]), size, args.flow, args.depth, args.out,
         categories=json.loads(args.categories), images=table["image"].tolist(),
-        source_images=_images(args.table, "source_image"), params=cfg, **cfg,
+        source_images=table["source_image"].tolist() if "source_image" in table else None, params=cfg, **cfg,
     )
 
 
@@ -286,16 +291,16 @@ def cmd_segment_predict(args: argparse.Namespace) -> None:
     cfg = json.loads(args.params)
     if not Path(args.model).is_file():
         raise FileNotFoundError(f"model not found: {args.model} (run the training stage first)")
+    images, sources = _frames(args.table)
     if torch.load(args.model, map_location="cpu", weights_only=True).get("method") in BOX_METHODS:
         # proposals is Mask R-CNN's (its RPN); FCOS has none.
-        predict_video_condinst(_images(args.table), args.model, args.out, method=args.method, flow_path=args.flow,
-                               params=cfg, source_images=_images(args.table, "source_image"),
+        predict_video_condinst(images, args.model, args.out, method=args.method, flow_path=args.flow,
+                               params=cfg, source_images=sources,
                                **{k: v for k, v in cfg.items() if k != "proposals"})
         return
     # Mask R-CNN's masks lie in their boxes already: mask_in_box is CondInst's option.
     options = {k: v for k, v in cfg.items() if k != "mask_in_box"}
-    predict_video(_images(args.table), args.model, args.out, method=args.method, params=cfg,
-                  source_images=_images(args.table, "source_image"), **options)
+    predict_video(images, args.model, args.out, method=args.method, params=cfg, source_images=sources, **options)
 
 
 def cmd_segment_selftrain_pseudo(args: argparse.Namespace) -> None:

@@ -147,7 +147,7 @@ def compute_video_stc(
 
     Raises:
         ValueError: unknown ``signals``; flow needed but ``flow_path`` missing;
-            per-frame lists of different lengths; an unknown box class; artifacts
+            per-frame lists (boxes, classes, source frames) of different lengths; an unknown box class; artifacts
             whose frame count or size differs from the boxes'.
         KeyError: the flow artifact has no gap 1.
     """
@@ -158,6 +158,8 @@ def compute_video_stc(
     if refine == "grabcut_flow" and (images is None or len(images) != len(boxes) or flow_path is None):
         raise ValueError(f"{out}: stc.refine 'grabcut_flow' needs the video's frames (one per frame) and its flow")
     num_frames = len(boxes)
+    if source_images is not None and len(source_images) != num_frames:
+        raise ValueError(f"{out}: {len(source_images)} source frames for {num_frames} frames of boxes")
     if len(box_classes) != num_frames:
         raise ValueError(f"{out}: {num_frames} frames of boxes but {len(box_classes)} of box classes")
     use_depth = signals in ("both", "depth")
