@@ -100,6 +100,27 @@ def test_box_motion_prior_marks_what_moves_against_the_surroundings():
     assert box_motion_prior(flow, np.array([0.0, 0.0, 80.0, 60.0])) is None  # no surroundings
 
 
+def test_box_motion_prior_ring_quantile_keeps_background_whose_motion_varies_out():
+    """Background flow growing linearly with the row (parallax: 0 px at the top, 6 px at the bottom)
+    and an object moving 12 px against it. The ring (rows 0-59) has median ~3 px, so the box's
+    background rows 10-19 and 40-49 differ from it by 1-2 px and pass the 1 px threshold; the ring's
+    rows 0-9 and 50-59 differ by 2-3 px, so its 90th percentile (~2.5 px) keeps them out."""
+    h, w = 60, 80
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = np.linspace(0.0, 6.0, h)[:, None]
+    flow[25:35, 35:45] = [-12.0, 0.0]
+    box = np.array([20.0, 10.0, 60.0, 50.0])
+    obj = np.zeros((h, w), bool)
+    obj[25:35, 35:45] = True
+    inside = box_masks(box[None], (h, w))[0]
+    plain = box_motion_prior(flow, box)
+    assert (plain & inside & ~obj).sum() > 0.3 * (inside & ~obj).sum()  # a third of the background enters
+    tight = box_motion_prior(flow, box, quantile=90.0)
+    assert (tight[obj]).all()
+    assert not (tight & inside & ~obj).any()
+    assert (box_motion_prior(flow, box, quantile=0.0) == plain).all()  # threshold never lowered below 1 px
+
+
 def test_grabcut_flow_refinement_beats_m_inside_the_box(tmp_path):
     """A disc moving over a textured background of the same mean colour: the paper's M ∩ box marks
     smooth-flow pixels (object and background alike); GrabCut from the motion prior finds the disc."""

@@ -28,6 +28,16 @@ gives way to GrabCut started from the box alone, not to the filled box
 the union of the refined instances (what stcseg's puzzle loss learns from) and
 the paper's M is kept as ``foreground_stc``.
 
+Ring quantile (``refine_ring_quantile``, our addition): one median is the
+background's motion only where the background moves as one. Under parallax
+(near sea faster than far sea) or where the box meets the frame's edge (the
+ring then holds the near side only), background inside the box differs from
+the ring's median by several pixels and enters the prior; with no background
+beyond the frame's edge to oppose it, GrabCut keeps it (davis2016 kite-surf: a
+wedge of sea above the kite lines, 4x the object's area). Raising the
+threshold to a percentile of the ring's own residuals reads the spread of the
+background's motion from the ring itself.
+
 Depth scale: relative inverse depth has no fixed unit; each frame's depth is
 mapped linearly to [0, ``depth_range``] (default 10, the range of
 Monodepth2's scaled disparity, the network STC-Seg used) before Eq. 1.
@@ -58,7 +68,9 @@ REFINEMENTS = ("none", "grabcut_flow")
 log = logging.getLogger(__name__)
 
 
-def box_motion_prior(flow: np.ndarray, box: np.ndarray, *, threshold: float = 1.0, ring: float = 0.25) -> np.ndarray | None:
+def box_motion_prior(
+    flow: np.ndarray, box: np.ndarray, *, threshold: float = 1.0, ring: float = 0.25, quantile: float | None = None
+) -> np.ndarray | None:
     """Pixels that move differently from a box's surroundings (the ``grabcut_flow`` prior).
 
     Args:
@@ -67,6 +79,9 @@ def box_motion_prior(flow: np.ndarray, box: np.ndarray, *, threshold: float = 1.
         threshold: pixels; ||F(p) - median F(ring)|| above it is foreground.
         ring: width of the surrounding ring as a fraction of the box's width / height
             (at least 2 pixels), clipped to the frame.
+        quantile: percent (0-100) or None; the threshold is raised to this percentile
+            of the ring's own residuals ||F(q) - median F(ring)||, q in the ring
+            (module docstring, "Ring quantile"). None: ``threshold`` alone.
 
     Returns:
         (H, W) bool, or None when the ring has fewer than 20 pixels (a box
@@ -85,8 +100,10 @@ def box_motion_prior(flow: np.ndarray, box: np.ndarray, *, threshold: float = 1.
     around &= ~inside
     if around.sum() < 20:
         return None
-    background = np.median(flow[around], axis=0)
-    return np.linalg.norm(flow - background, axis=2) > threshold
+    residual = np.linalg.norm(flow - np.median(flow[around], axis=0), axis=2)
+    if quantile is not None:
+        threshold = max(threshold, float(np.percentile(residual[around], quantile)))
+    return residual > threshold
 
 
 def compute_video_stc(
@@ -110,6 +127,7 @@ def compute_video_stc(
     refine: str = "none",
     refine_threshold: float = 1.0,
     refine_ring: float = 0.25,
+    refine_ring_quantile: float | None = None,
     refine_iterations: int = 5,
     refine_context: float | None = 0.5,
     refine_resolution: str = "process",
@@ -134,7 +152,7 @@ def compute_video_stc(
         layers, dilation, pool, r, p: :class:`~wsvis.stc.mini_network.MiniNetwork`.
         depth_range: depth is scaled per frame to [0, depth_range] (module docstring).
         refine: one of :data:`REFINEMENTS` (module docstring, "Refinement").
-        refine_threshold, refine_ring: :func:`box_motion_prior`.
+        refine_threshold, refine_ring, refine_ring_quantile: :func:`box_motion_prior` (``quantile``).
         refine_iterations, refine_context: :func:`wsvis.baselines.box.grabcut_mask`.
         refine_resolution: ``process`` or ``source`` (:func:`wsvis.baselines.box.cut_source`):
             the cut on the frame at its source resolution (``source_images``).
@@ -235,7 +253,9 @@ def compute_video_stc(
                 f = frame_flow(forward, backward, t, num_frames) if forward is not None else None
                 masks = np.zeros((len(order), h, w), bool)
                 for k, i in enumerate(order):
-                    prior = None if f is None else box_motion_prior(f, b[i], threshold=refine_threshold, ring=refine_ring)
+                    prior = None if f is None else box_motion_prior(
+                        f, b[i], threshold=refine_threshold, ring=refine_ring, quantile=refine_ring_quantile
+                    )
                     masks[k] = grabcut_mask(image, b[i], prior=prior, fallback=masks[k], source=src, **cut)
                     if not masks[k].any():  # the prior's cut kept nothing: GrabCut from the box alone
                         masks[k] = grabcut_mask(image, b[i], source=src, **cut)
