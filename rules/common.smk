@@ -136,7 +136,7 @@ def report_pictures():
 
 def run_flows(run, stage, video=None):
     """Flow artifacts a run's training (all training videos) or prediction (one video) reads."""
-    if not run_uses_flow(RUN_SPECS[run], stage):
+    if not run_uses_flow(RUN_SPECS[run], stage, config["segment"]):
         return []
     return expand(FLOW_ZARR, video=video if video is not None else TRAIN_VIDEOS)
 

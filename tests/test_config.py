@@ -211,3 +211,15 @@ def test_box_run_errors_name_the_run():
     config["segment"]["runs"] = [{"name": "s", "method": "stcseg"}]
     with pytest.raises(ConfigError, match="flow.gaps to include 1"):
         check_config(config)
+
+
+def test_motion_filter_makes_every_prediction_read_the_flow():
+    from wsvis.config import run_uses_flow
+
+    segment = {"predict": {"motion_filter": None}}
+    assert not run_uses_flow({"method": "maskrcnn"}, "predict", segment)
+    assert run_uses_flow({"method": "boxinst_flow"}, "predict", segment)
+    segment["predict"]["motion_filter"] = 0.5
+    assert run_uses_flow({"method": "maskrcnn"}, "predict", segment)
+    assert run_uses_flow({"method": "stcseg"}, "predict", segment)
+    assert not run_uses_flow({"method": "maskrcnn"}, "train", segment)  # training is the method's own

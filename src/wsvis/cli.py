@@ -300,7 +300,8 @@ def cmd_segment_predict(args: argparse.Namespace) -> None:
         return
     # Mask R-CNN's masks lie in their boxes already: mask_in_box is CondInst's option.
     options = {k: v for k, v in cfg.items() if k != "mask_in_box"}
-    predict_video(images, args.model, args.out, method=args.method, params=cfg, source_images=sources, **options)
+    predict_video(images, args.model, args.out, method=args.method, params=cfg, source_images=sources,
+                  flow_path=args.flow, **options)
 
 
 def cmd_segment_selftrain_pseudo(args: argparse.Namespace) -> None:

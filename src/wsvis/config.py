@@ -355,10 +355,12 @@ def supervision_families(config: dict) -> dict[str, dict[str, list[str]]]:
     return families
 
 
-def run_uses_flow(run: dict, stage: str = "train") -> bool:
-    """Whether a run's ``train`` or ``predict`` job reads the flow artifacts."""
+def run_uses_flow(run: dict, stage: str = "train", segment: dict | None = None) -> bool:
+    """Whether a run's ``train`` or ``predict`` job reads the flow artifacts (``segment``: the
+    config section, whose ``predict.motion_filter`` makes every prediction read them)."""
     if stage == "predict":
-        return run["method"] == "boxinst_flow"
+        filtered = segment is not None and segment.get("predict", {}).get("motion_filter") is not None
+        return run["method"] == "boxinst_flow" or filtered
     return run["method"] in _FLOW_METHODS
 
 

@@ -48,7 +48,8 @@ def predict_video_condinst(
         model_path: ``model.pt`` of :func:`wsvis.boxsup.train.train_condinst`.
         out: ``predictions/{method}/{video}.zarr``.
         method: the run name stored in attrs.
-        flow_path: the video's flow artifact (gap 1); required by a two-stream model.
+        flow_path: the video's flow artifact (gap 1); required by a two-stream model and by
+            ``refine_options['motion_filter']``.
         score_threshold, nms, max_detections, device, params, progress: as
             :func:`wsvis.maskconsist.predict.predict_video`.
         mask_in_box: masks cut to their detected boxes (:meth:`wsvis.models.condinst.CondInst.detect`).
@@ -87,5 +88,5 @@ def predict_video_condinst(
         params=params,
         attrs={"score_threshold": score_threshold, "nms": nms, "mask_in_box": mask_in_box,
                "model_method": meta.get("method")},
-        progress=progress, **refine_options,
+        progress=progress, flow_path=flow_path, **refine_options,
     )
