@@ -34,7 +34,7 @@ background's motion only where the background moves as one. Under parallax
 ring then holds the near side only), background inside the box differs from
 the ring's median by several pixels and enters the prior; with no background
 beyond the frame's edge to oppose it, GrabCut keeps it (davis2016 kite-surf: a
-wedge of sea above the kite lines, 4x the object's area). Raising the
+wedge of sea above the kite lines, 3-6x the object's area). Raising the
 threshold to a percentile of the ring's own residuals reads the spread of the
 background's motion from the ring itself.
 
