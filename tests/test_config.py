@@ -223,3 +223,32 @@ def test_motion_filter_makes_every_prediction_read_the_flow():
     assert run_uses_flow({"method": "maskrcnn"}, "predict", segment)
     assert run_uses_flow({"method": "stcseg"}, "predict", segment)
     assert not run_uses_flow({"method": "maskrcnn"}, "train", segment)  # training is the method's own
+
+
+def test_run_predict_overrides_segment_predict():
+    from wsvis.config import run_uses_flow, segment_predict_params, segment_runs
+
+    config = load()
+    config["segment"]["predict"]["refine"] = "grabcut"
+    config["segment"]["runs"] = [
+        {"name": "m", "method": "maskrcnn"},
+        {"name": "s", "method": "stcseg", "predict": {"refine_resolution": "source", "motion_filter": 0.5}},
+    ]
+    validate(config, SCHEMA)
+    seg = config["segment"]
+    runs = segment_runs(seg, ["flowirn"])
+    assert "predict" not in runs["m"]  # the schema fills no per-run defaults over the section's
+    assert runs["s"]["predict"] == {"refine_resolution": "source", "motion_filter": 0.5}
+    m, s = segment_predict_params(seg, runs["m"]), segment_predict_params(seg, runs["s"])
+    assert m == segment_predict_params(seg) and m["refine_resolution"] == "process"
+    assert s == {**m, "refine_resolution": "source", "motion_filter": 0.5}
+    assert not run_uses_flow(runs["m"], "predict", seg) and run_uses_flow(runs["s"], "predict", seg)
+    bad = copy.deepcopy(config)
+    bad["segment"]["runs"][1]["predict"] = {"refine_resolution": "full"}
+    with pytest.raises(WorkflowError, match="full"):
+        validate(bad, SCHEMA)
+    bad["segment"]["runs"][1]["predict"] = {"refine_resolutions": "source"}
+    with pytest.raises(WorkflowError, match="refine_resolutions"):
+        validate(bad, SCHEMA)
+    with pytest.raises(ConfigError, match=r"'s'.*\['iou'\]"):
+        segment_predict_params(seg, {**runs["s"], "predict": {"iou": 0.5}})

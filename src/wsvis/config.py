@@ -357,10 +357,11 @@ def supervision_families(config: dict) -> dict[str, dict[str, list[str]]]:
 
 def run_uses_flow(run: dict, stage: str = "train", segment: dict | None = None) -> bool:
     """Whether a run's ``train`` or ``predict`` job reads the flow artifacts (``segment``: the
-    config section, whose ``predict.motion_filter`` makes every prediction read them)."""
+    config section, whose ``predict.motion_filter``, or the run's own ``predict.motion_filter``,
+    makes its predictions read them)."""
     if stage == "predict":
-        filtered = segment is not None and segment.get("predict", {}).get("motion_filter") is not None
-        return run["method"] == "boxinst_flow" or filtered
+        predict = {**(segment or {}).get("predict", {}), **(run.get("predict") or {})}
+        return run["method"] == "boxinst_flow" or predict.get("motion_filter") is not None
     return run["method"] in _FLOW_METHODS
 
 
@@ -427,6 +428,21 @@ def segment_train_params(segment: dict, run: dict) -> dict:
     return params
 
 
-def segment_predict_params(segment: dict) -> dict:
-    """Params of per-video inference: score threshold, NMS, K, device."""
-    return {"device": segment["device"], **segment["predict"]}
+def segment_predict_params(segment: dict, run: dict | None = None) -> dict:
+    """Params of one run's per-video inference (score threshold, NMS, K, refinement, motion
+    filter, device): ``segment.predict``, with the run's own ``predict`` keys over them (e.g. the
+    box runs' masks cut at ``refine_resolution: source`` while the class-tag runs, whose many
+    detections make that 5-6x dearer, cut at ``process``).
+
+    Raises:
+        ConfigError: a run ``predict`` key that ``segment.predict`` does not have (names the run).
+    """
+    params = {"device": segment["device"], **segment["predict"]}
+    own = dict((run or {}).get("predict") or {})
+    unknown = sorted(set(own) - set(segment["predict"]))
+    if unknown:
+        raise ConfigError(
+            f"segment.runs: {run['name']!r}: predict keys {unknown} are not segment.predict keys "
+            f"({sorted(segment['predict'])})"
+        )
+    return {**params, **own}
