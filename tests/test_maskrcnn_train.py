@@ -169,6 +169,34 @@ def test_maskconsist_labels_start_at_consist_from(clip, tmp_path, monkeypatch):
         train_maskrcnn([frames], [pseudo], [flow], tmp_path / "bad", consist_from=-1, **kw)
 
 
+def test_pairs_from_consist_draws_single_frames_until_consist_from(clip, tmp_path, monkeypatch):
+    """``pairs_from="consist"``: 2 x batch_size single frames per iteration (as maskrcnn) before
+    ``consist_from``, pairs (t, t+δ) from it on; ``"start"`` (paper): pairs at every iteration."""
+    import wsvis.maskconsist.train as mc_train
+
+    batches = []
+    real = mc_train._load_batch
+
+    def recording(videos, batch, dev):
+        batches.append([(t, u) for _, t, u in batch])
+        return real(videos, batch, dev)
+
+    monkeypatch.setattr(mc_train, "_load_batch", recording)
+    frames, pseudo, flow = clip
+    kw = dict(method="maskconsist", categories=CATEGORIES, delta=2, iterations=3, batch_size=1, rois_per_image=64,
+              consist_from=2, device="cpu", progress=False, **TINY)
+    train_maskrcnn([frames], [pseudo], [flow], tmp_path / "consist", pairs_from="consist", **kw)
+    assert [len(b) for b in batches] == [2, 2, 1]
+    assert all(u is None for b in batches[:2] for _, u in b)
+    (t, u), = batches[2]
+    assert u - t == 2
+    batches.clear()
+    train_maskrcnn([frames], [pseudo], [flow], tmp_path / "start", **kw)
+    assert [len(b) for b in batches] == [1, 1, 1] and all(u - t == 2 for b in batches for t, u in b)
+    with pytest.raises(ValueError, match="pairs_from"):
+        train_maskrcnn([frames], [pseudo], [flow], tmp_path / "bad", pairs_from="never", **kw)
+
+
 def test_train_predict_and_selftrain(clip, tmp_path):
     frames, pseudo, flow = clip
     kw = dict(categories=CATEGORIES, delta=2, iterations=2, batch_size=1, rois_per_image=64, device="cpu",

@@ -414,7 +414,8 @@ def segment_train_params(segment: dict, run: dict) -> dict:
     switches = {}
     if method == "maskconsist":
         mc = segment["maskconsist"]
-        switches = {k: mc[k] for k in ("delta", "intra", "inter", "iom_nms", "consist_from", "candidate_score", "merge")}
+        switches = {k: mc[k] for k in ("delta", "intra", "inter", "iom_nms", "consist_from", "candidate_score", "merge",
+                                      "pairs_from")}
     allowed = sorted(set(switches) - {"delta"})  # the flow gap is the config's (flow.gaps is checked against it)
     unknown = sorted(set(options) - set(allowed))
     if unknown:

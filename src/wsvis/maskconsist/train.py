@@ -107,6 +107,7 @@ log = logging.getLogger(__name__)
 
 #: Training methods: the baseline and MaskConsist.
 METHODS = ("maskrcnn", "maskconsist")
+PAIRS_FROM = ("start", "consist")  # MaskConsist frame pairs from iteration 0 (paper) or from consist_from (ours)
 
 LOSS_KEYS = ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg")
 
@@ -375,6 +376,7 @@ def train_maskrcnn(
     consist_from: int = 0,
     candidate_score: float = 0.0,
     merge: str = "union",
+    pairs_from: str = "start",
     rois_per_image: int = 512,
     fpn_channels: int = 256,
     backbone: str = "resnet50",
@@ -433,6 +435,11 @@ def train_maskrcnn(
         merge: Alg. 1 line 5: ``"union"`` (paper) or ``"majority"`` (ours: a pixel vote of the
             warped mask, the matched mask and the frame's pseudo-labels of the class; see
             :func:`wsvis.maskconsist.matching.transfer_labels`).
+        pairs_from: ``"start"`` (paper): every MaskConsist iteration draws ``batch_size`` frame
+            pairs (t, t±δ); ``"consist"`` (ours): before ``consist_from`` it draws
+            2 x ``batch_size`` single frames, as ``maskrcnn`` does, and pairs from then on. Before
+            ``consist_from`` a pair's partner is a near copy of its frame that only the pseudo-labels
+            label, so pairs halve the distinct frames seen for nothing. No effect at ``consist_from`` 0.
         rois_per_image: RoIs sampled per image for the box head (512; see
             :func:`wsvis.models.maskrcnn.build_maskrcnn`).
         fpn_channels, backbone, weights, min_size, max_size: of :func:`wsvis.models.maskrcnn.build_maskrcnn`.
@@ -458,7 +465,7 @@ def train_maskrcnn(
     Raises:
         ValueError: unknown method, inputs of different lengths, no labelled frame,
             pseudo-labels not of the frames' size, ``consist_from`` < 0,
-            ``candidate_score`` outside [0, 1], unknown ``merge``.
+            ``candidate_score`` outside [0, 1], unknown ``merge`` or ``pairs_from``.
         FloatingPointError: the loss became NaN or infinite (the training diverged); the last
             checkpoint is from before.
     """
@@ -470,6 +477,8 @@ def train_maskrcnn(
         raise ValueError(f"candidate_score must be in [0, 1], got {candidate_score}")
     if merge not in MERGES:
         raise ValueError(f"segment.maskconsist.merge must be one of {MERGES}, got {merge!r}")
+    if pairs_from not in PAIRS_FROM:
+        raise ValueError(f"segment.maskconsist.pairs_from must be one of {PAIRS_FROM}, got {pairs_from!r}")
     if len(pseudo_paths) != len(frames) or (flow_paths is not None and len(flow_paths) != len(frames)):
         raise ValueError("frames, pseudo_paths and flow_paths need one entry per video")
     out_dir = Path(out_dir)
@@ -498,7 +507,7 @@ def train_maskrcnn(
         config = {
             "method": method, "categories": list(categories), "delta": delta, "intra": intra, "inter": inter,
             "iom_nms": iom_nms, "top_k": top_k, "consist_from": consist_from, "candidate_score": candidate_score,
-            "merge": merge,
+            "merge": merge, "pairs_from": pairs_from,
             "rois_per_image": rois_per_image, "fpn_channels": fpn_channels, "backbone": backbone,
             "weights": str(weights), "min_size": min_size, "max_size": max_size, "iterations": iterations,
             "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
@@ -519,10 +528,11 @@ def train_maskrcnn(
         t0 = time.time()
         for it in bar:
             torch.manual_seed(int(np.random.default_rng([seed, it, 1]).integers(2**62)))
-            batch = _iteration_batch(videos, index, it, seed, batch_size, pairs)
+            consist = pairs and it >= consist_from
+            batch = _iteration_batch(videos, index, it, seed, batch_size, consist or (pairs and pairs_from == "start"))
             images, pseudo, frame_pairs = _load_batch(videos, batch, dev)
             losses, _ = maskconsist_losses(
-                model, images, pseudo, frame_pairs, consist=pairs and it >= consist_from, intra=intra, inter=inter,
+                model, images, pseudo, frame_pairs, consist=consist, intra=intra, inter=inter,
                 iom_nms=iom_nms, top_k=top_k, candidate_score=candidate_score, merge=merge,
             )
             loss = sum(losses.values())
