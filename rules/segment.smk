@@ -68,7 +68,9 @@ rule predict:
         mem_mb=6000,
         runtime=120,
     params:
-        cfg=lambda wc: to_json(segment_predict_params(config["segment"], RUN_SPECS[wc.run])),
+        cfg=lambda wc: to_json(
+            segment_predict_params(config["segment"], RUN_SPECS[wc.run])
+        ),
         flow=lambda wc, input: (
             f"--flow {shlex.quote(input.flow[0])}" if input.flow else ""
         ),
