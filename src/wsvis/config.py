@@ -360,7 +360,7 @@ def run_uses_flow(run: dict, stage: str = "train", segment: dict | None = None) 
     config section, whose ``predict.motion_filter``, or the run's own ``predict.motion_filter``,
     makes its predictions read them)."""
     if stage == "predict":
-        predict = {**(segment or {}).get("predict", {}), **(run.get("predict") or {})}
+        predict = _run_predict(segment.get("predict", {}) if segment else {}, run)
         return run["method"] == "boxinst_flow" or predict.get("motion_filter") is not None
     return run["method"] in _FLOW_METHODS
 
@@ -429,21 +429,31 @@ def segment_train_params(segment: dict, run: dict) -> dict:
     return params
 
 
+def _run_predict(predict: dict, run: dict | None) -> dict:
+    """``segment.predict`` (``predict``) with the run's own ``predict`` keys over it.
+
+    Raises:
+        ConfigError: a run ``predict`` key that the section does not have (names the run).
+    """
+    own = dict((run or {}).get("predict") or {})
+    unknown = sorted(set(own) - set(predict))
+    if unknown:
+        raise ConfigError(
+            f"segment.runs: {run['name']!r}: predict keys {unknown} are not segment.predict keys ({sorted(predict)})"
+        )
+    return {**predict, **own}
+
+
 def segment_predict_params(segment: dict, run: dict | None = None) -> dict:
     """Params of one run's per-video inference (score threshold, NMS, K, refinement, motion
     filter, device): ``segment.predict``, with the run's own ``predict`` keys over them (e.g. the
     box runs' masks cut at ``refine_resolution: source`` while the class-tag runs, whose many
     detections make that 5-6x dearer, cut at ``process``).
 
+    Returns:
+        ``{"device": ..., **predict}``: the JSON params of ``wsvis segment predict``.
+
     Raises:
         ConfigError: a run ``predict`` key that ``segment.predict`` does not have (names the run).
     """
-    params = {"device": segment["device"], **segment["predict"]}
-    own = dict((run or {}).get("predict") or {})
-    unknown = sorted(set(own) - set(segment["predict"]))
-    if unknown:
-        raise ConfigError(
-            f"segment.runs: {run['name']!r}: predict keys {unknown} are not segment.predict keys "
-            f"({sorted(segment['predict'])})"
-        )
-    return {**params, **own}
+    return {"device": segment["device"], **_run_predict(segment["predict"], run)}

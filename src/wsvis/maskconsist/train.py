@@ -529,7 +529,8 @@ def train_maskrcnn(
         for it in bar:
             torch.manual_seed(int(np.random.default_rng([seed, it, 1]).integers(2**62)))
             consist = pairs and it >= consist_from
-            batch = _iteration_batch(videos, index, it, seed, batch_size, consist or (pairs and pairs_from == "start"))
+            draw_pairs = pairs and (consist or pairs_from == "start")
+            batch = _iteration_batch(videos, index, it, seed, batch_size, draw_pairs)
             images, pseudo, frame_pairs = _load_batch(videos, batch, dev)
             losses, _ = maskconsist_losses(
                 model, images, pseudo, frame_pairs, consist=consist, intra=intra, inter=inter,
