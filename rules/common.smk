@@ -141,6 +141,13 @@ def run_flows(run, stage, video=None):
     return expand(FLOW_ZARR, video=video if video is not None else TRAIN_VIDEOS)
 
 
+def irn_pseudo_flow(variant, video):
+    """The flow artifact a variant's pseudo-labels read: only with irn.infer.motion_filter."""
+    if irn_infer_params(config["irn"], variant).get("motion_filter") is None:
+        return []
+    return expand(FLOW_ZARR, video=video)
+
+
 def ir_label_params(source):
     """The ir_labels section as the labels of one CAM source use it: motion_background (and its
     margin) only for the fcam labels, so the cam labels of the irn variant stay flow-free and

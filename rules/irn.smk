@@ -87,6 +87,7 @@ rule pseudo_irn:
         table=rules.ingest_video.output.table,
         cam=rules.cam.output.zarr,
         model=rules.train_irn.output.model,
+        flow=lambda wc: irn_pseudo_flow(wc.variant, wc.video),
     output:
         zarr=directory(PSEUDO_ZARR),
     log:
@@ -106,9 +107,12 @@ rule pseudo_irn:
         runtime=120,
     params:
         cfg=lambda wc: to_json(irn_infer_params(config["irn"], wc.variant)),
+        flow=lambda wc, input: (
+            f"--flow {shlex.quote(input.flow[0])}" if input.flow else ""
+        ),
     shell:
         "wsvis irn pseudo --table {input.table:q} --cam {input.cam:q} --model {input.model:q} "
-        "--variant {wildcards.variant:q} --out {output.zarr:q} --params {params.cfg:q} "
+        "--variant {wildcards.variant:q} {params.flow} --out {output.zarr:q} --params {params.cfg:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 

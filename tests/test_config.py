@@ -136,6 +136,10 @@ def test_irn_variant_params():
     assert irn_train_params(irn, "irn")["source"] == "cam" and "lam" not in irn_train_params(irn, "irn")
     assert irn_train_params(irn, "flowirn")["flow_boundary"] and irn_train_params(irn, "flowirn")["lam"] == 2.0
     assert irn_infer_params(irn, "irn_fcam")["source"] == "fcam"
+    # The motion filter reads flow: f-CAM variants only, so the cam variants stay flow-free.
+    irn["infer"]["motion_filter"] = 0.5
+    assert irn_infer_params(irn, "flowirn")["motion_filter"] == 0.5
+    assert "motion_filter" not in irn_infer_params(irn, "irn") and "motion_filter_flow" not in irn_infer_params(irn, "irn")
     with pytest.raises(ConfigError, match="unknown variant"):
         irn_train_params(irn, "irnx")
 

@@ -184,7 +184,7 @@ def cmd_irn_pseudo(args: argparse.Namespace) -> None:
     images, sources = _frames(args.table)
     make_video_pseudo_labels(
         images, args.cam, cfg["source"], args.model, args.out, variant=args.variant, params=cfg,
-        source_images=sources, **options
+        source_images=sources, flow_path=args.flow, **options
     )
 
 
@@ -561,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cam", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--variant", required=True)
+    p.add_argument("--flow", help="flow/{video}.zarr, for irn.infer.motion_filter")
     p.add_argument("--out", required=True)
     p.add_argument("--params", required=True, help="JSON from wsvis.config.irn_infer_params")
     p.add_argument("--threads", type=int, default=1)

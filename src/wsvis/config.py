@@ -257,9 +257,15 @@ def irn_train_params(irn: dict, variant: str) -> dict:
 
 
 def irn_infer_params(irn: dict, variant: str) -> dict:
-    """Params of per-video instance pseudo-label inference for one variant."""
+    """Params of per-video instance pseudo-label inference for one variant: the motion filter
+    (and its flow floor) only for the f-CAM variants, so the cam variants stay flow-free and do
+    not rerun when those keys change."""
     source, _ = _variant(variant)
-    return {"source": source, "device": irn["device"], **irn["infer"]}
+    infer = dict(irn["infer"])
+    if source != "fcam":
+        infer.pop("motion_filter", None)
+        infer.pop("motion_filter_flow", None)
+    return {"source": source, "device": irn["device"], **infer}
 
 
 def segment_runs(segment: dict, pseudo_variants: list[str]) -> dict[str, dict]:
