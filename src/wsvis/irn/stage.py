@@ -28,10 +28,9 @@ import os
 from typing import Any, Sequence
 
 import numpy as np
+import scipy.ndimage as ndi
 import torch
 from tqdm import tqdm
-
-import scipy.ndimage as ndi
 
 from wsvis.baselines.box import REFINEMENTS, cut_source, grabcut_refine
 from wsvis.baselines.motion import residual_flow_magnitude
@@ -151,7 +150,9 @@ def make_video_pseudo_labels(
             raise ValueError(f"{out}: irn.infer.motion_filter needs the video's flow artifact")
         forward, backward = read_flow(flow_path, 1, "forward"), read_flow(flow_path, 1, "backward")
         if forward.shape[0] != max(len(images) - 1, 0) or tuple(forward.shape[1:3]) != (big_h, big_w):
-            raise ValueError(f"{flow_path}: flow of shape {forward.shape} does not fit {len(images)} frames of {(big_h, big_w)}")
+            raise ValueError(
+                f"{flow_path}: flow of shape {forward.shape} does not fit {len(images)} frames of {(big_h, big_w)}"
+            )
     images = [os.fspath(p) for p in images]
     dev = resolve_device(device)
     net = load_irn(model_path, dev)
