@@ -98,6 +98,8 @@ rule selftrain_pseudo:
         runtime=20,
     params:
         threshold=config["segment"]["selftrain_score_threshold"],
+        overlap=config["segment"]["selftrain_overlap_threshold"],
     shell:
         "wsvis segment selftrain-pseudo --predictions {input.predictions:q} --run {wildcards.run} "
-        "--score-threshold {params.threshold} --out {output.zarr:q} > {log:q} 2>&1"
+        "--score-threshold {params.threshold} --overlap-threshold {params.overlap} "
+        "--out {output.zarr:q} > {log:q} 2>&1"

@@ -35,3 +35,42 @@ def test_bad_label_rejected(tmp_path):
                               method="m", categories=["a"]) as writer:
             writer.add_frame(0, np.ones((1, 2, 2), bool), [1.0], [2], [[0, 0, 2, 2]])
     assert not (tmp_path / "v.zarr").exists()
+
+
+def test_selftrain_labels_fuse_duplicates(tmp_path):
+    """Self-training labels (``predictions_to_pseudo``): a lower-scoring duplicate over most of an
+    object is dropped at overlap 0.5 (Panoptic FPN's fusion) instead of leaving its fringe as an
+    instance; at 0 the fringe stays; a detection below the score threshold never enters."""
+    from wsvis.io.pseudo import read_pseudo
+    from wsvis.maskconsist.predict import fuse_instances, predictions_to_pseudo
+
+    h, w = 10, 10
+    masks = np.zeros((4, h, w), bool)
+    masks[0, 2:8, 2:8] = True  # the object, score 0.9: 36 px
+    masks[1, 2:8, 2:9] = True  # its duplicate, score 0.6: 42 px, column 8 (6 px) outside the object
+    masks[2, 0:2, 0:10] = True  # score 0.7: rows 0-1, 20 px
+    masks[3, 1:3, 0:10] = True  # score 0.8: rows 1-2, 20 px, so row 1 is not the 0.7 one's
+    scores = np.array([0.9, 0.6, 0.7, 0.8])
+    keep, visible = fuse_instances(masks, scores, 0.5)
+    # 0.9: all 36 px; 0.8: rows 1-2 minus the object's row 2 cols 2-7 -> 20 - 6 = 14 of 20 px (>= 0.5);
+    # 0.7: row 0 only, 10 of 20 px (= 0.5, kept); 0.6: rows 3-7 of column 8, 5 of 42 px (dropped)
+    assert keep.tolist() == [0, 3, 2]
+    assert [int(v.sum()) for v in visible] == [36, 14, 10]
+    assert not (visible.sum(0) > 1).any()
+    keep0, visible0 = fuse_instances(masks, scores, 0.0)
+    assert keep0.tolist() == [0, 3, 2, 1] and int(visible0[3].sum()) == 5
+    keep_strict, _ = fuse_instances(masks, scores, 0.6)
+    assert keep_strict.tolist() == [0, 3]  # 10 of 20 px < 0.6
+
+    path = tmp_path / "pred.zarr"
+    with PredictionWriter(path, num_frames=1, frame_size=(h, w), max_detections=4, method="maskconsist",
+                          categories=["a", "b"]) as writer:
+        writer.add_frame(0, masks, scores, [1, 1, 2, 2], [[0, 0, 1, 1]] * 4)
+    out = predictions_to_pseudo(path, tmp_path / "st.zarr", score_threshold=0.65, overlap_threshold=0.5)
+    inst, classes, scores_out, attrs = read_pseudo(out)
+    label = inst[0]
+    assert attrs["params"]["overlap_threshold"] == 0.5
+    ids = [i for i in np.unique(label) if i]
+    assert len(ids) == 3 and sorted(int((label == i).sum()) for i in ids) == [10, 14, 36]
+    with pytest.raises(ValueError, match="overlap_threshold"):
+        predictions_to_pseudo(path, tmp_path / "bad.zarr", overlap_threshold=1.5)

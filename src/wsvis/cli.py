@@ -307,8 +307,8 @@ def cmd_segment_predict(args: argparse.Namespace) -> None:
 def cmd_segment_selftrain_pseudo(args: argparse.Namespace) -> None:
     from wsvis.maskconsist.predict import predictions_to_pseudo
 
-    predictions_to_pseudo(args.predictions, args.out, args.score_threshold, variant=f"selftrain_{args.run}",
-                          params={"score_threshold": args.score_threshold})
+    predictions_to_pseudo(args.predictions, args.out, args.score_threshold, overlap_threshold=args.overlap_threshold,
+                          variant=f"selftrain_{args.run}")
 
 
 def cmd_track(args: argparse.Namespace) -> None:
@@ -591,6 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", required=True)
     p.add_argument("--run", required=True)
     p.add_argument("--score-threshold", type=float, default=0.5)
+    p.add_argument("--overlap-threshold", type=float, default=0.5,
+                   help="drop a detection left with less than this fraction of its mask by higher scores")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_segment_selftrain_pseudo)
 

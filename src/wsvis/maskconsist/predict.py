@@ -260,40 +260,83 @@ def _refine_confident(rgb: np.ndarray, masks: np.ndarray, confident: np.ndarray,
     return masks
 
 
+def fuse_instances(masks: np.ndarray, scores: np.ndarray, overlap_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping detections of one frame -> non-overlapping instances (Panoptic FPN's instance fusion).
+
+    Detections are placed in decreasing score; each keeps the pixels no higher-scoring one took, and
+    is dropped when those are fewer than ``overlap_threshold`` of its mask (Kirillov et al., Panoptic
+    FPN, and detectron2's ``combine_semantic_and_instance_outputs``: 0.5). A duplicate of a detected
+    object (a second, lower-scoring box over most of it) then goes instead of leaving its fringe as
+    an instance of its own.
+
+    Args:
+        masks: (K, H, W) bool.
+        scores: (K,) float.
+        overlap_threshold: in [0, 1]; 0 keeps every detection left with a pixel.
+
+    Returns:
+        ``(keep, visible)``: (K',) int64 indices into ``masks``, in decreasing score, and (K', H, W)
+        bool, their pixels, pairwise disjoint.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    taken = np.zeros(masks.shape[1:], dtype=bool)
+    keep, visible = [], []
+    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+        area = int(masks[i].sum())
+        free = masks[i] & ~taken
+        n_free = int(free.sum())
+        if n_free == 0 or n_free < overlap_threshold * area:
+            continue
+        keep.append(int(i))
+        visible.append(free)
+        taken |= free
+    return np.asarray(keep, dtype=np.int64), np.asarray(visible, dtype=bool).reshape(len(keep), *masks.shape[1:])
+
+
 def predictions_to_pseudo(
     pred_path: str | os.PathLike,
     out: str | os.PathLike,
     score_threshold: float = 0.5,
     *,
+    overlap_threshold: float = 0.5,
     variant: str = "selftrain",
     params: dict[str, Any] | None = None,
 ) -> Path:
     """Write a pseudo-label artifact from a predictions artifact (self-training input, §4.2).
 
-    Per frame, detections with score >= ``score_threshold`` become instances
-    of the label map; where masks overlap the highest score wins (masks are
-    written in increasing score, later ones overwrite). A detection left with
-    no pixel is dropped. Classes and scores are copied.
+    Per frame, detections with score >= ``score_threshold`` become instances of the label map,
+    fused by :func:`fuse_instances`: placed in decreasing score, each keeps the pixels no
+    higher-scoring detection took and is dropped when those are under ``overlap_threshold`` of
+    its mask (MaskConsist does not say how masks become labels; 0.5 is Panoptic FPN's fusion,
+    0 keeps every detection left with a pixel). Classes and scores are copied.
 
     Args:
         pred_path: ``predictions/{method}/{video}.zarr``.
         out: ``pseudo/{variant}/{video}.zarr``.
         score_threshold: minimum detection score kept.
+        overlap_threshold: minimum fraction of a detection's mask left to it by higher scores.
         variant: the pseudo-label variant name stored in attrs.
         params: stored in attrs.
 
     Returns:
         ``out`` as a Path.
+
+    Raises:
+        ValueError: ``overlap_threshold`` outside [0, 1].
     """
+    if not 0.0 <= overlap_threshold <= 1.0:
+        raise ValueError(f"overlap_threshold {overlap_threshold} outside [0, 1]")
     group, attrs = read_predictions(pred_path)
     t_count, _, h, w = group["masks"].shape
     with PseudoLabelWriter(
         out, num_frames=t_count, frame_size=(h, w), variant=variant, categories=list(attrs["categories"]),
-        params={"score_threshold": score_threshold, "source": str(attrs.get("method")), **(params or {})},
+        params={"score_threshold": score_threshold, "overlap_threshold": overlap_threshold,
+                "source": str(attrs.get("method")), **(params or {})},
     ) as writer:
         for t in range(t_count):
             masks, scores, labels, _ = frame_predictions(group, t)
-            keep = np.nonzero(scores >= score_threshold)[0]
-            keep = keep[np.argsort(scores[keep], kind="stable")]  # increasing: the highest score is written last
-            writer.add_frame(t, masks[keep], labels[keep], scores[keep])
+            confident = np.nonzero(scores >= score_threshold)[0]
+            keep, visible = fuse_instances(masks[confident], scores[confident], overlap_threshold)
+            keep = confident[keep]
+            writer.add_frame(t, visible, labels[keep], scores[keep])
     return Path(out)
