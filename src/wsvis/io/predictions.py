@@ -25,7 +25,7 @@ import zarr
 
 from wsvis.io.store import DEFAULT_COMPRESSOR, ArtifactWriter, open_artifact
 
-__all__ = ["PredictionWriter", "read_predictions", "frame_predictions", "FramePredictions"]
+__all__ = ["PredictionWriter", "read_predictions", "frame_predictions", "fuse_instances", "FramePredictions"]
 
 FramePredictions = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -145,3 +145,37 @@ def frame_predictions(group: zarr.Group, t: int) -> FramePredictions:
         labels[:n],
         np.asarray(group["boxes"][t, :n]),
     )
+
+
+def fuse_instances(masks: np.ndarray, scores: np.ndarray, overlap_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping detections of one frame -> non-overlapping instances (Panoptic FPN's instance fusion).
+
+    Detections are placed in decreasing score; each keeps the pixels no higher-scoring one took, and
+    is dropped when those are fewer than ``overlap_threshold`` of its mask (Kirillov et al., Panoptic
+    FPN, and detectron2's ``combine_semantic_and_instance_outputs``: 0.5). A duplicate of a detected
+    object (a second, lower-scoring box over most of it) then goes instead of leaving its fringe as
+    an instance of its own. Self-training labels (``wsvis.maskconsist.predict.predictions_to_pseudo``)
+    use 0.5; the KITTI-MOTS export (``wsvis.track.stage.write_mots_txt``, non-overlapping masks) 0.
+
+    Args:
+        masks: (K, H, W) bool.
+        scores: (K,) float.
+        overlap_threshold: in [0, 1]; 0 keeps every detection left with a pixel.
+
+    Returns:
+        ``(keep, visible)``: (K',) int64 indices into ``masks``, in decreasing score, and (K', H, W)
+        bool, their pixels, pairwise disjoint.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    taken = np.zeros(masks.shape[1:], dtype=bool)
+    keep, visible = [], []
+    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+        area = int(masks[i].sum())
+        free = masks[i] & ~taken
+        n_free = int(free.sum())
+        if n_free == 0 or n_free < overlap_threshold * area:
+            continue
+        keep.append(int(i))
+        visible.append(free)
+        taken |= free
+    return np.asarray(keep, dtype=np.int64), np.asarray(visible, dtype=bool).reshape(len(keep), *masks.shape[1:])

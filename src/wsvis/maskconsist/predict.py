@@ -42,7 +42,7 @@ from tqdm import tqdm
 from wsvis.baselines.box import REFINEMENTS, cut_source, grabcut_refine
 from wsvis.baselines.motion import residual_flow_magnitude
 from wsvis.flow.stage import frame_flow, read_flow
-from wsvis.io.predictions import PredictionWriter, frame_predictions, read_predictions
+from wsvis.io.predictions import PredictionWriter, frame_predictions, fuse_instances, read_predictions
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.maskconsist.train import image_tensor
 from wsvis.models.maskrcnn import detect, load_maskrcnn
@@ -258,39 +258,6 @@ def _refine_confident(rgb: np.ndarray, masks: np.ndarray, confident: np.ndarray,
     """(n, H, W) bool ``masks`` with those indexed by ``confident`` re-cut (:func:`grabcut_refine` keywords ``cut``)."""
     masks[confident] = grabcut_refine(rgb, masks[confident], **cut)
     return masks
-
-
-def fuse_instances(masks: np.ndarray, scores: np.ndarray, overlap_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Overlapping detections of one frame -> non-overlapping instances (Panoptic FPN's instance fusion).
-
-    Detections are placed in decreasing score; each keeps the pixels no higher-scoring one took, and
-    is dropped when those are fewer than ``overlap_threshold`` of its mask (Kirillov et al., Panoptic
-    FPN, and detectron2's ``combine_semantic_and_instance_outputs``: 0.5). A duplicate of a detected
-    object (a second, lower-scoring box over most of it) then goes instead of leaving its fringe as
-    an instance of its own.
-
-    Args:
-        masks: (K, H, W) bool.
-        scores: (K,) float.
-        overlap_threshold: in [0, 1]; 0 keeps every detection left with a pixel.
-
-    Returns:
-        ``(keep, visible)``: (K',) int64 indices into ``masks``, in decreasing score, and (K', H, W)
-        bool, their pixels, pairwise disjoint.
-    """
-    masks = np.asarray(masks, dtype=bool)
-    taken = np.zeros(masks.shape[1:], dtype=bool)
-    keep, visible = [], []
-    for i in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
-        area = int(masks[i].sum())
-        free = masks[i] & ~taken
-        n_free = int(free.sum())
-        if n_free == 0 or n_free < overlap_threshold * area:
-            continue
-        keep.append(int(i))
-        visible.append(free)
-        taken |= free
-    return np.asarray(keep, dtype=np.int64), np.asarray(visible, dtype=bool).reshape(len(keep), *masks.shape[1:])
 
 
 def predictions_to_pseudo(

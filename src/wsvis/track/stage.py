@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from wsvis.io.images import read_image
-from wsvis.io.predictions import frame_predictions, read_predictions
+from wsvis.io.predictions import frame_predictions, fuse_instances, read_predictions
 from wsvis.io.rle import decode_rle, encode_mask
 from wsvis.io.store import atomic_file
 from wsvis.track import make_tracker
@@ -205,13 +205,9 @@ def write_mots_txt(tracks: Sequence[Track], out_txt: str | os.PathLike, frame_si
             by_frame.setdefault(t, []).append((tr.score, i, cls, m))
     lines = []
     for t in sorted(by_frame):
-        taken = np.zeros((h, w), bool)
-        rows = []
-        for score, i, cls, m in sorted(by_frame[t], key=lambda r: (-r[0], r[1])):
-            m = m & ~taken
-            taken |= m
-            if m.any():
-                rows.append((cls * 1000 + i, cls, m))
+        entries = by_frame[t]
+        keep, visible = fuse_instances(np.stack([e[3] for e in entries]), [e[0] for e in entries], 0.0)
+        rows = [(entries[k][2] * 1000 + entries[k][1], entries[k][2], m) for k, m in zip(keep, visible)]
         for obj, cls, m in sorted(rows, key=lambda r: r[0]):
             lines.append(f"{t} {obj} {cls} {h} {w} {encode_mask(m)['counts']}\n")
     with atomic_file(out_txt) as tmp:
