@@ -142,8 +142,10 @@ def run_flows(run, stage, video=None):
 
 
 def irn_pseudo_flow(variant, video):
-    """The flow artifact a variant's pseudo-labels read: only with irn.infer.motion_filter."""
-    if irn_infer_params(config["irn"], variant).get("motion_filter") is None:
+    """The flow artifact a variant's pseudo-labels read: only with irn.infer.motion_filter or
+    irn.infer.motion_instances."""
+    infer = irn_infer_params(config["irn"], variant)
+    if infer.get("motion_filter") is None and infer.get("motion_instances") is None:
         return []
     return expand(FLOW_ZARR, video=video)
 

@@ -1,9 +1,9 @@
-"""The IRN stage's motion filter on hand-built instances (wsvis.irn.stage.moving_regions)."""
+"""The IRN stage's motion filter and motion instances on hand-built frames (wsvis.irn.stage)."""
 
 import numpy as np
 import pytest
 
-from wsvis.irn.stage import moving_regions
+from wsvis.irn.stage import add_motion_instances, moving_regions
 
 
 def test_moving_regions_drops_still_regions_and_empty_instances():
@@ -40,3 +40,50 @@ def test_moving_regions_keeps_a_lone_slow_object_and_checks_sizes():
     assert empty.shape == (0, 10, 10) and classes.shape == (0,)
     with pytest.raises(ValueError, match="differ in frame size"):
         moving_regions(masks, np.array([1]), np.array([1.0]), np.zeros((5, 5)), ratio=0.5, min_flow=1.5)
+
+
+def _square(y, x, side=12, h=48, w=64):
+    m = np.zeros((h, w), bool)
+    m[y : y + side, x : x + side] = True
+    return m
+
+
+def test_add_motion_instances_by_hand():
+    """The camera pans 2 px right. The walk found square A (moves 6 px against the scene); B (8 px,
+    the second tag's CAM 0.6) was missed; C moves 4 px, less than A; D moves 10 px with no CAM."""
+    h, w = 48, 64
+    a, b, c, d = _square(4, 4), _square(4, 40), _square(32, 4), _square(32, 40)
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = 2.0
+    for m, dy in ((a, 6.0), (b, 8.0), (c, 4.0), (d, 10.0)):
+        flow[m, 1] = dy
+    cam = np.zeros((3, 12, 16), np.float32)  # stride-4 grid; class 3 is not a tag (all zero)
+    cam[0, 1:4, 1:4] = 1.0  # tag 1 on A
+    cam[0, 8:11, 1:4] = 0.5  # ... and on C
+    cam[1, 1:4, 10:13] = 0.6  # tag 2 on B
+    masks, classes, scores = a[None], np.array([1]), np.array([0.9], np.float32)
+
+    out_m, out_c, out_s = add_motion_instances(masks, classes, scores, cam, flow, min_cam=0.2)
+    # B joins with tag 2 and its mean CAM (0.6 inside, blurred at the edge by the bilinear upsampling)
+    assert out_m.shape == (2, h, w) and sorted(out_c.tolist()) == [1, 2]
+    added = int(np.flatnonzero(out_c == 2)[0])
+    assert np.array_equal(out_m[added], b)
+    assert 0.3 < out_s[added] <= 0.6
+    assert np.array_equal(out_m[out_c == 1][0], a)
+    # C moves 4 px: kept once the floor is half of A's 6 px; D never (no CAM on it)
+    out_m, out_c, _ = add_motion_instances(masks, classes, scores, cam, flow, min_cam=0.2, ratio=0.5)
+    assert len(out_m) == 3 and sorted(out_c.tolist()) == [1, 1, 2]
+    assert any(np.array_equal(m, c) for m in out_m) and not any((m & d).any() for m in out_m)
+    # a CAM floor over B's support keeps only the walk's instance
+    out_m, _, _ = add_motion_instances(masks, classes, scores, cam, flow, min_cam=0.7)
+    assert len(out_m) == 1
+    # a walk instance over most of B: B is not added again
+    over = np.stack([a, b & (np.arange(w) < 48)[None]])  # 8 of B's 12 columns
+    out_m, _, _ = add_motion_instances(over, np.array([1, 2]), np.array([0.9, 0.8]), cam, flow, min_cam=0.2)
+    assert len(out_m) == 2
+    # no walk instance: every supported moving region is added, with no motion floor
+    out_m, out_c, _ = add_motion_instances(np.zeros((0, h, w), bool), np.zeros(0), np.zeros(0), cam, flow,
+                                           min_cam=0.2)
+    assert sorted(out_c.tolist()) == [1, 1, 2]
+    with pytest.raises(ValueError, match="do not fit"):
+        add_motion_instances(masks, classes, scores, cam[:, :-1], flow, min_cam=0.2)

@@ -258,13 +258,15 @@ def irn_train_params(irn: dict, variant: str) -> dict:
 
 def irn_infer_params(irn: dict, variant: str) -> dict:
     """Params of per-video instance pseudo-label inference for one variant: the motion filter
-    (and its flow floor) only for the f-CAM variants, so the cam variants stay flow-free and do
+    (and its flow floor) and the motion instances only for the f-CAM variants, so the cam variants stay flow-free and do
     not rerun when those keys change."""
     source, _ = _variant(variant)
     infer = dict(irn["infer"])
     if source != "fcam":
         infer.pop("motion_filter", None)
         infer.pop("motion_filter_flow", None)
+        infer.pop("motion_instances", None)
+        infer.pop("motion_instances_ratio", None)
     return {"source": source, "device": irn["device"], **infer}
 
 
