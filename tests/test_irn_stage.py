@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from wsvis.baselines.motion import residual_flow_magnitude
 from wsvis.irn.stage import add_motion_instances, moving_regions
 
 
@@ -62,8 +63,9 @@ def test_add_motion_instances_by_hand():
     cam[0, 8:11, 1:4] = 0.5  # ... and on C
     cam[1, 1:4, 10:13] = 0.6  # tag 2 on B
     masks, classes, scores = a[None], np.array([1]), np.array([0.9], np.float32)
+    residual = residual_flow_magnitude(flow)  # 6, 8, 4 and 10 px on A, B, C, D; 0 elsewhere
 
-    out_m, out_c, out_s = add_motion_instances(masks, classes, scores, cam, flow, min_cam=0.2)
+    out_m, out_c, out_s = add_motion_instances(masks, classes, scores, cam, residual, min_cam=0.2)
     # B joins with tag 2 and its mean CAM (0.6 inside, blurred at the edge by the bilinear upsampling)
     assert out_m.shape == (2, h, w) and sorted(out_c.tolist()) == [1, 2]
     added = int(np.flatnonzero(out_c == 2)[0])
@@ -71,19 +73,19 @@ def test_add_motion_instances_by_hand():
     assert 0.3 < out_s[added] <= 0.6
     assert np.array_equal(out_m[out_c == 1][0], a)
     # C moves 4 px: kept once the floor is half of A's 6 px; D never (no CAM on it)
-    out_m, out_c, _ = add_motion_instances(masks, classes, scores, cam, flow, min_cam=0.2, ratio=0.5)
+    out_m, out_c, _ = add_motion_instances(masks, classes, scores, cam, residual, min_cam=0.2, ratio=0.5)
     assert len(out_m) == 3 and sorted(out_c.tolist()) == [1, 1, 2]
     assert any(np.array_equal(m, c) for m in out_m) and not any((m & d).any() for m in out_m)
     # a CAM floor over B's support keeps only the walk's instance
-    out_m, _, _ = add_motion_instances(masks, classes, scores, cam, flow, min_cam=0.7)
+    out_m, _, _ = add_motion_instances(masks, classes, scores, cam, residual, min_cam=0.7)
     assert len(out_m) == 1
     # a walk instance over most of B: B is not added again
     over = np.stack([a, b & (np.arange(w) < 48)[None]])  # 8 of B's 12 columns
-    out_m, _, _ = add_motion_instances(over, np.array([1, 2]), np.array([0.9, 0.8]), cam, flow, min_cam=0.2)
+    out_m, _, _ = add_motion_instances(over, np.array([1, 2]), np.array([0.9, 0.8]), cam, residual, min_cam=0.2)
     assert len(out_m) == 2
     # no walk instance: every supported moving region is added, with no motion floor
-    out_m, out_c, _ = add_motion_instances(np.zeros((0, h, w), bool), np.zeros(0), np.zeros(0), cam, flow,
+    out_m, out_c, _ = add_motion_instances(np.zeros((0, h, w), bool), np.zeros(0), np.zeros(0), cam, residual,
                                            min_cam=0.2)
     assert sorted(out_c.tolist()) == [1, 1, 2]
     with pytest.raises(ValueError, match="do not fit"):
-        add_motion_instances(masks, classes, scores, cam[:, :-1], flow, min_cam=0.2)
+        add_motion_instances(masks, classes, scores, cam[:, :-1], residual, min_cam=0.2)

@@ -39,7 +39,14 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["COMPENSATIONS", "camera_flow", "residual_flow_magnitude", "motion_foreground", "motion_instances"]
+__all__ = [
+    "COMPENSATIONS",
+    "camera_flow",
+    "residual_flow_magnitude",
+    "motion_foreground",
+    "motion_instances",
+    "moving_region_masks",
+]
 
 #: Camera-motion models of step 2 (module docstring).
 COMPENSATIONS = ("homography", "affine", "median", "none")
@@ -134,6 +141,41 @@ def motion_foreground(
     return fg
 
 
+def moving_region_masks(
+    magnitude: np.ndarray,
+    *,
+    min_magnitude: float = 1.0,
+    open_size: int = 3,
+    fill_holes: bool = True,
+    min_area: float = 0.002,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 3-5 of the module docstring: the 8-connected moving regions of a residual magnitude map.
+
+    Args:
+        magnitude: (H, W) float camera-compensated flow magnitude in pixels.
+        min_magnitude, open_size, fill_holes: :func:`motion_foreground`.
+        min_area: smallest region kept, as a fraction of H * W.
+
+    Returns:
+        ``(masks, means)``: (K, H, W) bool regions, largest first, and (K,) float32
+        mean magnitude of each in pixels.
+    """
+    magnitude = np.asarray(magnitude, np.float32)
+    h, w = magnitude.shape
+    none = (np.zeros((0, h, w), bool), np.zeros(0, np.float32))
+    fg = motion_foreground(magnitude, min_magnitude=min_magnitude, open_size=open_size, fill_holes=fill_holes)
+    regions, n = ndimage.label(fg, structure=_EIGHT)
+    if n == 0:
+        return none
+    index = np.arange(1, n + 1)
+    areas = ndimage.sum_labels(np.ones_like(magnitude), regions, index)
+    means = ndimage.mean(magnitude, regions, index)
+    keep = [r for r in np.argsort(-areas, kind="stable") if areas[r] >= min_area * h * w]
+    if not keep:
+        return none
+    return np.stack([regions == r + 1 for r in keep]), np.asarray([means[r] for r in keep], np.float32)
+
+
 def motion_instances(
     flow: np.ndarray,
     tags: list[int],
@@ -167,18 +209,12 @@ def motion_instances(
     if not tags:
         return empty
     mag = residual_flow_magnitude(flow, compensation, grid_step=grid_step, ransac_threshold=ransac_threshold)
-    fg = motion_foreground(mag, min_magnitude=min_magnitude, open_size=open_size, fill_holes=fill_holes)
-    regions, n = ndimage.label(fg, structure=_EIGHT)
-    if n == 0:
+    masks, means = moving_region_masks(
+        mag, min_magnitude=min_magnitude, open_size=open_size, fill_holes=fill_holes, min_area=min_area
+    )
+    if not len(masks):
         return empty
-    index = np.arange(1, n + 1)
-    areas = ndimage.sum_labels(np.ones_like(mag), regions, index)
-    means = ndimage.mean(mag, regions, index)
-    keep = [r for r in np.argsort(-areas, kind="stable") if areas[r] >= min_area * h * w]
-    if not keep:
-        return empty
-    masks = np.stack([regions == r + 1 for r in keep])
-    classes = np.asarray([tags[i % len(tags)] for i in range(len(keep))], np.int64)
-    scores = np.clip(np.asarray([means[r] for r in keep], np.float32) / max(float(mag.max()), 1e-6), 0, 1)
+    classes = np.asarray([tags[i % len(tags)] for i in range(len(masks))], np.int64)
+    scores = np.clip(means / max(float(mag.max()), 1e-6), 0, 1)
     order = np.argsort(scores, kind="stable")
     return masks[order], classes[order], scores[order]

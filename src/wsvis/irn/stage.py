@@ -51,8 +51,7 @@ import torch
 from tqdm import tqdm
 
 from wsvis.baselines.box import REFINEMENTS, cut_source, grabcut_refine
-from wsvis.baselines.motion import motion_instances as motion_regions
-from wsvis.baselines.motion import residual_flow_magnitude
+from wsvis.baselines.motion import moving_region_masks, residual_flow_magnitude
 from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.irn.instances import instance_pseudo_labels
@@ -69,7 +68,7 @@ def add_motion_instances(
     classes: np.ndarray,
     scores: np.ndarray,
     cam: np.ndarray,
-    flow: np.ndarray,
+    residual: np.ndarray,
     *,
     min_cam: float,
     ratio: float = 1.0,
@@ -82,7 +81,8 @@ def add_motion_instances(
         classes: (K,) int category ids (class index + 1); scores: (K,) float.
         cam: (C, h, w) float CAM (f-CAM) on the stride-4 grid of the frame, each
             class's map in [0, 1]; all-zero maps are not the frame's tags.
-        flow: (H, W, 2) float flow of the frame in pixels (x, y).
+        residual: (H, W) float camera-compensated flow magnitude of the frame in pixels
+            (:func:`wsvis.baselines.motion.residual_flow_magnitude`).
         min_cam: the smallest mean CAM of a region's best tag over the region.
         ratio: a region's mean camera-compensated flow magnitude must be at least
             this times that of the most moving walk instance (none: no floor).
@@ -95,24 +95,25 @@ def add_motion_instances(
         CAM), ordered by increasing score.
 
     Raises:
-        ValueError: ``flow`` or ``cam`` not of the frame's size (grid ceil(H/4) x ceil(W/4)).
+        ValueError: ``residual`` or ``cam`` not of the frame's size (grid ceil(H/4) x ceil(W/4)).
     """
     masks = np.asarray(masks, bool)
     big_h, big_w = masks.shape[1:]
     cam = np.asarray(cam, np.float32)
     h, w = cam.shape[-2:]
-    if np.shape(flow)[:2] != (big_h, big_w) or (h, w) != (-(-big_h // 4), -(-big_w // 4)):
+    if np.shape(residual) != (big_h, big_w) or (h, w) != (-(-big_h // 4), -(-big_w // 4)):
         raise ValueError(
-            f"flow {np.shape(flow)} and cam {cam.shape} do not fit instance masks of frame size {(big_h, big_w)}"
+            f"flow residual {np.shape(residual)} and cam {cam.shape} do not fit instance masks "
+            f"of frame size {(big_h, big_w)}"
         )
     keys = np.flatnonzero(cam.reshape(len(cam), -1).max(1) > 0)
-    regions, _, _ = motion_regions(flow, [1])
+    residual = np.asarray(residual, np.float32)
+    regions, _ = moving_region_masks(residual)
     if not len(keys) or not len(regions):
         return masks, np.asarray(classes, np.int64), np.asarray(scores, np.float32)
     up = torch.nn.functional.interpolate(
         torch.from_numpy(cam[keys])[None], size=(4 * h, 4 * w), mode="bilinear", align_corners=False
     )[0, :, :big_h, :big_w].numpy()
-    residual = residual_flow_magnitude(flow)
     floor = ratio * max((float(residual[m].mean()) for m in masks if m.any()), default=0.0)
     taken = masks.any(axis=0)
     out_m, out_c, out_s = list(masks), [int(c) for c in classes], [float(s) for s in scores]
@@ -297,10 +298,12 @@ def make_video_pseudo_labels(
                 instances=instances,
                 instance_class=instance_class,
             )
-            flow = frame_flow(forward, backward, t, len(images)) if forward is not None else None
+            residual = None  # camera-compensated flow magnitude, once per frame for both motion options
+            if forward is not None:
+                residual = residual_flow_magnitude(frame_flow(forward, backward, t, len(images)))
             if motion_instances is not None:
                 masks, classes, scores = add_motion_instances(
-                    masks, classes, scores, cam, flow, min_cam=motion_instances, ratio=motion_instances_ratio
+                    masks, classes, scores, cam, residual, min_cam=motion_instances, ratio=motion_instances_ratio
                 )
             if refine == "grabcut":
                 src = cut_source(
@@ -309,6 +312,6 @@ def make_video_pseudo_labels(
                 masks = grabcut_refine(img, masks, margin=refine_margin, iterations=refine_iterations, source=src)
             if motion_filter is not None and len(masks):
                 masks, classes, scores = moving_regions(
-                    masks, classes, scores, residual_flow_magnitude(flow), ratio=motion_filter, min_flow=motion_filter_flow
+                    masks, classes, scores, residual, ratio=motion_filter, min_flow=motion_filter_flow
                 )
             writer.add_frame(t, masks, classes, scores)
