@@ -166,6 +166,10 @@ def test_make_video_pseudo_labels(tmp_path):
     with pytest.raises(ValueError, match="irn.infer.refine"):
         make_video_pseudo_labels(paths, cam_path, "cam", model, tmp_path / "bad.zarr", variant="irn", refine="crf",
                                  device="cpu", progress=False)
+    with pytest.raises(ValueError, match="motion_instances need the video's flow"):
+        make_video_pseudo_labels(paths, cam_path, "fcam", model, tmp_path / "bad2.zarr", variant="flowirn",
+                                 motion_instances=0.2, device="cpu", progress=False)
+    assert not (tmp_path / "bad2.zarr").exists()
 
 
 def test_centroid_at_the_grid_corner():
