@@ -6,7 +6,7 @@ import pytest
 
 from wsvis.baselines import compute_video_baseline
 from wsvis.baselines.box import box_instances, cut_source, grabcut_instances, grabcut_mask, grabcut_refine
-from wsvis.baselines.motion import camera_flow, motion_foreground, motion_instances
+from wsvis.baselines.motion import camera_flow, motion_foreground, motion_instances, moving_region_masks
 from wsvis.evaluate.pseudo import region_similarity
 from wsvis.flow.stage import compute_video_flow
 from wsvis.io.pseudo import read_pseudo
@@ -76,6 +76,23 @@ def test_motion_several_tags_give_distinct_classes_largest_region_first():
     assert region_similarity(by_class[3], small) > 0.95
 
 
+def test_moving_region_masks_by_hand():
+    """Regions largest first, holes filled (their still pixels count in the mean), small regions dropped."""
+    mag = np.zeros((H, W), np.float32)
+    mag[10:50, 10:60] = 5.0  # 40 x 50 = 2000 px with a still 4 x 4 hole: mean 5 * 1984 / 2000
+    mag[28:32, 33:37] = 0.0
+    mag[60:70, 90:100] = 4.0  # 100 px
+    mag[80:84, 20:24] = 6.0  # 16 px < min_area 0.002 * 96 * 128 = 24.6 px: dropped
+    masks, means = moving_region_masks(mag)
+    assert masks.shape == (2, H, W) and masks.dtype == bool
+    assert masks[0].sum() == 2000 and masks[0][28:32, 33:37].all()
+    assert masks[1].sum() == 100 and masks[1][60:70, 90:100].all()
+    np.testing.assert_allclose(means, [5.0 * 1984 / 2000, 4.0], rtol=1e-6)
+    assert moving_region_masks(mag, min_area=0.01)[0].shape == (1, H, W)  # 100 px < 122.9 px
+    still, none = moving_region_masks(np.full((H, W), 0.9, np.float32))
+    assert still.shape == (0, H, W) and none.shape == (0,)
+
+
 def _disc_frame(seed=0, x=64):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:H, 0:W]
@@ -143,6 +160,26 @@ def test_grabcut_refine_pulls_a_blob_and_a_partial_mask_onto_the_disc(monkeypatc
         grabcut_refine(img, blob[None], margin=-0.1)
     with pytest.raises(ValueError, match="masks"):
         grabcut_refine(img, blob[None, :10])
+
+
+def test_grabcut_refine_grow_keeps_the_cut_near_its_mask():
+    """A bar of the disc's colour beside it: the unbounded cut takes it in, grow=3 keeps only the disc."""
+    from scipy import ndimage
+
+    img, disc = _disc_frame()
+    bar = np.zeros((H, W), bool)
+    bar[30:66, 92:100] = True  # 6 px right of the disc (x 42..86)
+    img[bar] = img[disc][: bar.sum()]
+    mask = ndimage.binary_erosion(disc, iterations=2)
+    free = grabcut_refine(img, mask[None], margin=0.5)[0]
+    assert (free & bar).sum() > 0.5 * bar.sum()  # GrabCut alone spreads into the look-alike
+    grown = grabcut_refine(img, mask[None], margin=0.5, grow=3)[0]
+    assert not (grown & bar).any() and region_similarity(grown, disc) > 0.9
+    assert (grown & ~ndimage.binary_dilation(mask, iterations=3)).sum() == 0
+    shed = grabcut_refine(img, mask[None], margin=0.5, grow=0)[0]
+    assert not (shed & ~mask).any()
+    with pytest.raises(ValueError, match="grow"):
+        grabcut_refine(img, mask[None], grow=-1)
 
 
 def test_grabcut_at_source_resolution_scales_box_and_prior_and_comes_back_by_area(monkeypatch, tmp_path):

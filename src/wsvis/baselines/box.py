@@ -28,6 +28,7 @@ import os
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from wsvis.io.images import read_image
 from wsvis.transforms import resize_masks
@@ -245,6 +246,7 @@ def grabcut_refine(
     iterations: int = 5,
     context: float | None = 0.5,
     source: np.ndarray | None = None,
+    grow: int | None = None,
 ) -> np.ndarray:
     """Each instance mask re-cut by GrabCut started from it (a colour refinement of pseudo-labels).
 
@@ -257,11 +259,19 @@ def grabcut_refine(
     flowIRN's pseudo-labels come from a random walk on a stride-4 grid).
     An empty mask stays empty; a cut that keeps nothing leaves the mask unchanged.
 
+    ``grow`` (ours) bounds what the cut may add: it keeps only pixels within
+    ``grow`` pixels (city-block distance, at the masks' resolution) of the mask
+    it started from, so it can move the mask's edge onto the frame's but not
+    spread into background of the object's colours (a hedge behind a horse, a
+    car's shadow, graffiti behind a cyclist); shedding is not bounded.
+
     Args:
         image: (H, W, 3) uint8 RGB frame.
         masks: (K, H, W) bool instance masks of the frame.
         margin: box growth around each mask, fraction of its size per side (>= 0).
         iterations, context, source: of :func:`grabcut_mask`.
+        grow: pixels the cut may reach beyond its mask (>= 0; 0: it only sheds); None: anywhere in
+            the grown box.
 
     Returns:
         (K, H, W) bool refined masks, in the order of ``masks``.
@@ -276,6 +286,8 @@ def grabcut_refine(
         raise ValueError(f"masks must be (K, {h}, {w}) for a {h}x{w} image, got {masks.shape}")
     if margin < 0:
         raise ValueError(f"grabcut refine margin must be >= 0, got {margin}")
+    if grow is not None and grow < 0:
+        raise ValueError(f"grabcut refine grow must be >= 0 pixels or None, got {grow}")
     out = masks.copy()
     for k, mask in enumerate(masks):
         ys, xs = np.nonzero(mask)
@@ -287,4 +299,6 @@ def grabcut_refine(
         out[k] = grabcut_mask(
             image, box, iterations=iterations, context=context, prior=mask, fallback=mask, source=source
         )
+        if grow is not None:
+            out[k] &= ndimage.binary_dilation(mask, iterations=grow) if grow else mask
     return out

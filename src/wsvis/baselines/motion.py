@@ -151,6 +151,10 @@ def moving_region_masks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Steps 3-5 of the module docstring: the 8-connected moving regions of a residual magnitude map.
 
+    Source: flowIRN's premise (Liu et al., CVPR 2021, §3.2) with no learning; the
+    thresholds and clean-up are ours (no paper gives them). Also the moving regions that
+    ``irn.infer.motion_instances`` adds to the pseudo-labels (:mod:`wsvis.irn.stage`).
+
     Args:
         magnitude: (H, W) float camera-compensated flow magnitude in pixels.
         min_magnitude, open_size, fill_holes: :func:`motion_foreground`.

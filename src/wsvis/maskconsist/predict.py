@@ -115,7 +115,7 @@ def predict_video(
         params: the stage's config, stored in attrs.
         progress: tqdm bar.
         refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``,
-            ``refine_resolution``, ``source_images``, ``motion_filter``, ``motion_filter_flow``, ``flow_path``
+            ``refine_grow``, ``refine_resolution``, ``source_images``, ``motion_filter``, ``motion_filter_flow``, ``flow_path``
             of :func:`write_video_predictions` (default: no refinement, no filter, the paper's).
 
     Returns:
@@ -155,6 +155,7 @@ def write_video_predictions(
     refine_score: float = 0.5,
     refine_margin: float = 0.1,
     refine_iterations: int = 5,
+    refine_grow: int | None = None,
     refine_resolution: str = "process",
     source_images: Sequence[str | os.PathLike | None] | None = None,
     motion_filter: float | None = None,
@@ -172,8 +173,8 @@ def write_video_predictions(
         method, categories, max_detections, params, attrs: of :class:`wsvis.io.predictions.PredictionWriter`.
         refine: ``"none"`` (the papers) or ``"grabcut"``: each binarised mask of a detection
             scoring >= ``refine_score`` re-cut by GrabCut started from it
-            (:func:`wsvis.baselines.box.grabcut_refine`, ``refine_margin`` and
-            ``refine_iterations`` its ``margin`` and ``iterations``; ours, the
+            (:func:`wsvis.baselines.box.grabcut_refine`, ``refine_margin``,
+            ``refine_iterations`` and ``refine_grow`` its ``margin``, ``iterations`` and ``grow``; ours, the
             counterpart of the pseudo-labels' ``irn.infer.refine`` at inference:
             Mask R-CNN's 28x28 masks and CondInst's stride-4 masks are pasted
             up to the frame, so their edges do not follow it). The cuts of frame t run in
@@ -209,10 +210,10 @@ def write_video_predictions(
     first = image_tensor(images[0])
     size = tuple(int(s) for s in first.shape[1:])
     attrs = {**(attrs or {}), "refine": refine, "refine_score": refine_score, "refine_margin": refine_margin,
-             "refine_iterations": refine_iterations, "refine_resolution": refine_resolution,
-             "motion_filter": motion_filter, "motion_filter_flow": motion_filter_flow}
+             "refine_iterations": refine_iterations, "refine_grow": refine_grow,
+             "refine_resolution": refine_resolution, "motion_filter": motion_filter, "motion_filter_flow": motion_filter_flow}
     workers = max(1, torch.get_num_threads())
-    cut = dict(margin=refine_margin, iterations=refine_iterations)
+    cut = dict(margin=refine_margin, iterations=refine_iterations, grow=refine_grow)
     with PredictionWriter(
         out, num_frames=len(images), frame_size=size, max_detections=max_detections, method=method,
         categories=categories, params=params, attrs=attrs,
