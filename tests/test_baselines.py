@@ -301,17 +301,20 @@ def test_prediction_refine_recuts_confident_masks_only(tmp_path):
         return {"masks": torch.from_numpy(np.stack([blob, blob])).float(), "scores": torch.tensor([0.9, 0.3]),
                 "labels": torch.tensor([1, 1]), "boxes": torch.tensor([[33.0, 17.0, 95.0, 79.0]] * 2)}
 
-    def run(refine):
-        out = write_video_predictions([path], tmp_path / f"{refine}.zarr", detect, method="m", categories=["a"],
-                                      max_detections=2, refine=refine, progress=False)
+    def run(refine, grow=None):
+        out = write_video_predictions([path], tmp_path / f"{refine}{grow}.zarr", detect, method="m",
+                                      categories=["a"], max_detections=2, refine=refine, refine_grow=grow,
+                                      progress=False)
         group, attrs = read_predictions(out)
-        assert attrs["refine"] == refine
+        assert attrs["refine"] == refine and attrs["refine_grow"] == grow
         return frame_predictions(group, 0)[0]
 
     plain, refined = run("none"), run("grabcut")
     assert region_similarity(plain[0], disc) < 0.6
     assert region_similarity(refined[0], disc) > 0.8
     np.testing.assert_array_equal(refined[1], blob)  # score 0.3 < refine_score 0.5: not re-cut
+    shed = run("grabcut", grow=0)[0]  # the cut may only shed: still the disc, nothing outside the blob
+    assert region_similarity(shed, disc) > 0.8 and not (shed & ~blob).any()
     with pytest.raises(ValueError, match="segment.predict.refine"):
         run("crf")
 
