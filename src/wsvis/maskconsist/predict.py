@@ -22,6 +22,16 @@ frame of breakdance: 178 of 353 lie off the object, median motion 0.6 px
 against 4.1 px on it). The absolute floor
 keeps a slow object beside a fast one (cows move ~1 px per frame).
 
+Part suppression (``iom_nms``, our addition at inference; MaskConsist §3.3
+applies IoM-NMS when it combines labels, not at inference): a detection whose
+mask lies mostly inside a larger one of its class is dropped
+(:func:`suppress_contained`). Trained for minutes on pseudo-labels, the
+class-tag models fire on an object and on its parts (davis2016, every 2nd
+frame: 2.6-4.9 detections scoring >= 0.5 per frame of the single-object
+videos blackswan, bmx-trees, breakdance, dog, horsejump-high and kite-surf,
+mostly on the object); each part is a false positive for AP, and for the
+trackers a track of its own.
+
 Self-training (§4.2, "ours self-training"): :func:`predictions_to_pseudo`
 turns round 1's predictions into a pseudo-label artifact that
 :func:`wsvis.maskconsist.train.train_maskrcnn` trains round 2 on.
@@ -44,11 +54,12 @@ from wsvis.baselines.motion import residual_flow_magnitude
 from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.predictions import PredictionWriter, frame_predictions, fuse_instances, read_predictions
 from wsvis.io.pseudo import PseudoLabelWriter
+from wsvis.maskconsist.matching import iom, iom_nms
 from wsvis.maskconsist.train import image_tensor
 from wsvis.models.maskrcnn import detect, load_maskrcnn
 from wsvis.torchutil import resolve_device
 
-__all__ = ["moving_detections", "predict_video", "write_video_predictions", "predictions_to_pseudo"]
+__all__ = ["moving_detections", "suppress_contained", "predict_video", "write_video_predictions", "predictions_to_pseudo"]
 
 
 def moving_detections(
@@ -84,6 +95,50 @@ def moving_detections(
     return (motion >= min_flow) | (motion >= ratio * motion[confident].max())
 
 
+def suppress_contained(
+    masks: np.ndarray, labels: np.ndarray, scores: np.ndarray, *, threshold: float, score_threshold: float = 0.5,
+) -> np.ndarray:
+    """Which detections of one frame survive IoM-NMS (module docstring, "Part suppression").
+
+    :func:`wsvis.maskconsist.matching.iom_nms` (per class, larger masks first, a mask dropped when its
+    Intersection over Minimum with a kept one exceeds ``threshold``) runs on the confident detections
+    (score >= ``score_threshold``) first, then on the others, each of which is also dropped when its
+    IoM with a kept confident detection of its class exceeds ``threshold``. So a large low-scoring
+    detection never removes a confident one inside it.
+
+    Args:
+        masks: (n, H, W) bool detection masks.
+        labels: (n,) int category ids.
+        scores: (n,) float detection scores.
+        threshold: IoM above which a contained mask is dropped (MaskConsist's label combining: 0.5).
+        score_threshold: the confident detections' score (those J counts).
+
+    Returns:
+        (n,) bool, True = kept; empty masks are dropped.
+
+    Raises:
+        ValueError: ``masks``, ``labels`` and ``scores`` of different lengths.
+    """
+    masks = np.asarray(masks, bool)
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if masks.ndim != 3 or not len(masks) == len(labels) == len(scores):
+        raise ValueError(f"masks {masks.shape}, labels {labels.shape} and scores {scores.shape} do not fit")
+    keep = np.zeros(len(masks), bool)
+    confident = np.nonzero(scores >= score_threshold)[0]
+    rest = np.nonzero(scores < score_threshold)[0]
+    for tier in (confident, rest):
+        if len(tier):
+            keep[tier[iom_nms(masks[tier], labels[tier], scores[tier], threshold).numpy()]] = True
+    kept_confident = confident[keep[confident]]
+    kept_rest = rest[keep[rest]]
+    if len(kept_confident) and len(kept_rest):
+        overlap = iom(masks[kept_rest], masks[kept_confident]).numpy()
+        same = labels[kept_rest][:, None] == labels[kept_confident][None, :]
+        keep[kept_rest[((overlap > threshold) & same).any(axis=1)]] = False
+    return keep
+
+
 def predict_video(
     images: Sequence[str | os.PathLike],
     model_path: str | os.PathLike,
@@ -115,8 +170,8 @@ def predict_video(
         params: the stage's config, stored in attrs.
         progress: tqdm bar.
         refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``,
-            ``refine_grow``, ``refine_resolution``, ``source_images``, ``motion_filter``, ``motion_filter_flow``, ``flow_path``
-            of :func:`write_video_predictions` (default: no refinement, no filter, the paper's).
+            ``refine_grow``, ``refine_resolution``, ``source_images``, ``motion_filter``, ``motion_filter_flow``,
+            ``flow_path``, ``iom_nms`` of :func:`write_video_predictions` (default: no refinement, no filter, the paper's).
 
     Returns:
         ``out`` as a Path. Arrays: masks (T, K, H, W) bool, scores (T, K)
@@ -161,6 +216,7 @@ def write_video_predictions(
     motion_filter: float | None = None,
     motion_filter_flow: float = 1.5,
     flow_path: str | os.PathLike | None = None,
+    iom_nms: float | None = None,
     progress: bool = True,
 ) -> Path:
     """The frame loop every segmenter's inference shares: read each frame, detect, write the predictions artifact.
@@ -188,6 +244,8 @@ def write_video_predictions(
             (confident: score >= ``refine_score``); static detections are dropped before the cuts.
             None: no filter (the papers).
         flow_path: the video's flow artifact (gap 1), needed by ``motion_filter``.
+        iom_nms: ``threshold`` of :func:`suppress_contained` (score >= ``refine_score`` confident), after
+            the motion filter and before the cuts. None: no part suppression (the papers).
         progress: tqdm bar.
 
     Returns:
@@ -211,7 +269,8 @@ def write_video_predictions(
     size = tuple(int(s) for s in first.shape[1:])
     attrs = {**(attrs or {}), "refine": refine, "refine_score": refine_score, "refine_margin": refine_margin,
              "refine_iterations": refine_iterations, "refine_grow": refine_grow,
-             "refine_resolution": refine_resolution, "motion_filter": motion_filter, "motion_filter_flow": motion_filter_flow}
+             "refine_resolution": refine_resolution, "motion_filter": motion_filter, "motion_filter_flow": motion_filter_flow,
+             "iom_nms": iom_nms}
     workers = max(1, torch.get_num_threads())
     cut = dict(margin=refine_margin, iterations=refine_iterations, grow=refine_grow)
     with PredictionWriter(
@@ -233,6 +292,9 @@ def write_video_predictions(
                     masks, scores, residual_flow_magnitude(flow), ratio=motion_filter, min_flow=motion_filter_flow,
                     score_threshold=refine_score,
                 )
+                masks, scores, labels, boxes = masks[keep], scores[keep], labels[keep], boxes[keep]
+            if iom_nms is not None and len(scores):
+                keep = suppress_contained(masks, labels, scores, threshold=iom_nms, score_threshold=refine_score)
                 masks, scores, labels, boxes = masks[keep], scores[keep], labels[keep], boxes[keep]
             confident = np.nonzero(scores >= refine_score)[0] if refine == "grabcut" else np.zeros(0, int)
             if len(confident):

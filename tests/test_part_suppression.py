@@ -1,0 +1,71 @@
+"""segment.predict.iom_nms: part detections inside a larger one of their class are dropped."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from wsvis.io.predictions import frame_predictions, read_predictions
+from wsvis.maskconsist.predict import suppress_contained, write_video_predictions
+
+H, W = 40, 60
+
+
+def rect(y1, x1, y2, x2) -> np.ndarray:
+    m = np.zeros((H, W), bool)
+    m[y1:y2, x1:x2] = True
+    return m
+
+
+def test_suppress_contained_by_hand():
+    """Object 20x20 (400 px); part 10x10 inside it (IoM 1); half-in part 10x10 with 50 px inside (IoM 0.5);
+    a part of another class inside (kept); a low-scoring 40x60 blob over all (dropped: it holds the kept object)."""
+    obj, part, half, other, blob = rect(10, 10, 30, 30), rect(12, 12, 22, 22), rect(25, 15, 35, 25), \
+        rect(12, 20, 18, 28), rect(0, 0, 40, 60)
+    masks = np.stack([part, obj, half, other, blob])
+    labels = np.array([1, 1, 1, 2, 1])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.2])
+    # IoM(half, obj) = 50 / 100 = 0.5: not above 0.5, kept; above 0.4, dropped
+    np.testing.assert_array_equal(suppress_contained(masks, labels, scores, threshold=0.5),
+                                  [False, True, True, True, False])
+    np.testing.assert_array_equal(suppress_contained(masks, labels, scores, threshold=0.4),
+                                  [False, True, False, True, False])
+    # the paper's order alone (larger first, scores aside) would let the blob remove every class-1 mask
+    assert suppress_contained(masks, labels, np.full(5, 0.9), threshold=0.5).tolist() == [False] * 3 + [True] * 2
+    # a low-scoring part inside a kept confident mask goes; a low-scoring mask outside stays
+    low = np.stack([obj, part, rect(0, 40, 10, 50)])
+    np.testing.assert_array_equal(suppress_contained(low, np.ones(3), np.array([0.9, 0.3, 0.3]), threshold=0.5),
+                                  [True, False, True])
+    assert suppress_contained(np.zeros((0, H, W), bool), np.zeros(0), np.zeros(0), threshold=0.5).shape == (0,)
+    with pytest.raises(ValueError, match="do not fit"):
+        suppress_contained(masks, labels[:-1], scores, threshold=0.5)
+
+
+def test_write_video_predictions_drops_the_part(tmp_path):
+    """A detector that fires on an object and on a part of it: with iom_nms the part is not written."""
+    paths = []
+    for t in range(2):
+        paths.append(str(tmp_path / f"{t:05d}.png"))
+        cv2.imwrite(paths[-1], np.full((H, W, 3), 128, np.uint8))
+    obj, part = rect(10, 10, 30, 30), rect(12, 12, 22, 22)
+
+    def detect(t, image):
+        return {"masks": torch.from_numpy(np.stack([part, obj])).float(), "scores": torch.tensor([0.9, 0.8]),
+                "labels": torch.tensor([1, 1]), "boxes": torch.tensor([[12.0, 12.0, 22.0, 22.0], [10.0, 10.0, 30.0, 30.0]])}
+
+    def run(name, **kw):
+        out = write_video_predictions(paths, tmp_path / f"{name}.zarr", detect, method="m", categories=["a"],
+                                      max_detections=2, progress=False, **kw)
+        group, attrs = read_predictions(out)
+        return [frame_predictions(group, t) for t in range(2)], attrs
+
+    plain, attrs = run("plain")
+    assert attrs["iom_nms"] is None and all(len(f[1]) == 2 for f in plain)
+    kept, attrs = run("iom", iom_nms=0.5)
+    assert attrs["iom_nms"] == 0.5
+    for masks, scores, labels, boxes in kept:
+        assert scores.tolist() == pytest.approx([0.8])
+        np.testing.assert_array_equal(masks[0], obj)
+        np.testing.assert_allclose(boxes[0], [10, 10, 30, 30])
