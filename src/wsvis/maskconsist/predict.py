@@ -47,6 +47,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torchvision.ops import masks_to_boxes
 from tqdm import tqdm
 
 from wsvis.baselines.box import REFINEMENTS, cut_source, grabcut_refine
@@ -97,14 +98,17 @@ def moving_detections(
 
 def suppress_contained(
     masks: np.ndarray, labels: np.ndarray, scores: np.ndarray, *, threshold: float, score_threshold: float = 0.5,
-) -> np.ndarray:
+    merge: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Which detections of one frame survive IoM-NMS (module docstring, "Part suppression").
 
     :func:`wsvis.maskconsist.matching.iom_nms` (per class, larger masks first, a mask dropped when its
     Intersection over Minimum with a kept one exceeds ``threshold``) runs on the confident detections
     (score >= ``score_threshold``) first, then on the others, each of which is also dropped when its
     IoM with a kept confident detection of its class exceeds ``threshold``. So a large low-scoring
-    detection never removes a confident one inside it.
+    detection never removes a confident one inside it. With ``merge`` each dropped confident mask is
+    added (union) to the kept confident mask of its class it overlaps most (by IoM), as Alg. 1's Merge
+    joins matched masks: the part's pixels outside the whole stay predicted.
 
     Args:
         masks: (n, H, W) bool detection masks.
@@ -112,9 +116,11 @@ def suppress_contained(
         scores: (n,) float detection scores.
         threshold: IoM above which a contained mask is dropped (MaskConsist's label combining: 0.5).
         score_threshold: the confident detections' score (those J counts).
+        merge: fold dropped confident masks into the kept ones (ours) instead of discarding them.
 
     Returns:
-        (n,) bool, True = kept; empty masks are dropped.
+        ``(keep, masks)``: (n,) bool, True = kept (empty masks are dropped), and the (n, H, W) bool
+        masks, the kept ones grown by their merged parts (a copy; ``masks`` itself when not ``merge``).
 
     Raises:
         ValueError: ``masks``, ``labels`` and ``scores`` of different lengths.
@@ -136,7 +142,15 @@ def suppress_contained(
         overlap = iom(masks[kept_rest], masks[kept_confident]).numpy()
         same = labels[kept_rest][:, None] == labels[kept_confident][None, :]
         keep[kept_rest[((overlap > threshold) & same).any(axis=1)]] = False
-    return keep
+    dropped = confident[~keep[confident]]
+    if not merge or not len(dropped):
+        return keep, masks
+    merged = masks.copy()
+    overlap = iom(masks[dropped], masks[kept_confident]).numpy()
+    overlap[labels[dropped][:, None] != labels[kept_confident][None, :]] = -1.0
+    for i, j in zip(dropped, overlap.argmax(axis=1)):
+        merged[kept_confident[j]] |= masks[i]
+    return keep, merged
 
 
 def predict_video(
@@ -171,7 +185,7 @@ def predict_video(
         progress: tqdm bar.
         refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``,
             ``refine_grow``, ``refine_resolution``, ``source_images``, ``motion_filter``, ``motion_filter_flow``,
-            ``flow_path``, ``iom_nms`` of :func:`write_video_predictions` (default: no refinement, no filter, the paper's).
+            ``flow_path``, ``iom_nms``, ``iom_nms_merge`` of :func:`write_video_predictions` (default: no refinement, no filter, the paper's).
 
     Returns:
         ``out`` as a Path. Arrays: masks (T, K, H, W) bool, scores (T, K)
@@ -217,6 +231,7 @@ def write_video_predictions(
     motion_filter_flow: float = 1.5,
     flow_path: str | os.PathLike | None = None,
     iom_nms: float | None = None,
+    iom_nms_merge: bool = False,
     progress: bool = True,
 ) -> Path:
     """The frame loop every segmenter's inference shares: read each frame, detect, write the predictions artifact.
@@ -246,6 +261,7 @@ def write_video_predictions(
         flow_path: the video's flow artifact (gap 1), needed by ``motion_filter``.
         iom_nms: ``threshold`` of :func:`suppress_contained` (score >= ``refine_score`` confident), after
             the motion filter and before the cuts. None: no part suppression (the papers).
+        iom_nms_merge: its ``merge``; a merged mask's box becomes the merged mask's bounds.
         progress: tqdm bar.
 
     Returns:
@@ -270,7 +286,7 @@ def write_video_predictions(
     attrs = {**(attrs or {}), "refine": refine, "refine_score": refine_score, "refine_margin": refine_margin,
              "refine_iterations": refine_iterations, "refine_grow": refine_grow,
              "refine_resolution": refine_resolution, "motion_filter": motion_filter, "motion_filter_flow": motion_filter_flow,
-             "iom_nms": iom_nms}
+             "iom_nms": iom_nms, "iom_nms_merge": iom_nms_merge}
     workers = max(1, torch.get_num_threads())
     cut = dict(margin=refine_margin, iterations=refine_iterations, grow=refine_grow)
     with PredictionWriter(
@@ -294,8 +310,14 @@ def write_video_predictions(
                 )
                 masks, scores, labels, boxes = masks[keep], scores[keep], labels[keep], boxes[keep]
             if iom_nms is not None and len(scores):
-                keep = suppress_contained(masks, labels, scores, threshold=iom_nms, score_threshold=refine_score)
-                masks, scores, labels, boxes = masks[keep], scores[keep], labels[keep], boxes[keep]
+                keep, merged = suppress_contained(
+                    masks, labels, scores, threshold=iom_nms, score_threshold=refine_score, merge=iom_nms_merge
+                )
+                grown = keep & (merged != masks).any(axis=(1, 2))
+                if grown.any():
+                    boxes = boxes.copy()
+                    boxes[grown] = masks_to_boxes(torch.from_numpy(merged[grown])).numpy() + [0, 0, 1, 1]
+                masks, scores, labels, boxes = merged[keep], scores[keep], labels[keep], boxes[keep]
             confident = np.nonzero(scores >= refine_score)[0] if refine == "grabcut" else np.zeros(0, int)
             if len(confident):
                 rgb = (img.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
