@@ -30,7 +30,8 @@ class-tag models fire on an object and on its parts (davis2016, every 2nd
 frame: 2.6-4.9 detections scoring >= 0.5 per frame of the single-object
 videos blackswan, bmx-trees, breakdance, dog, horsejump-high and kite-surf,
 mostly on the object); each part is a false positive for AP, and for the
-trackers a track of its own.
+trackers a track of its own. With ``iom_nms_merge`` a dropped part is joined
+to the whole instead (its pixels outside the whole stay predicted).
 
 Self-training (§4.2, "ours self-training"): :func:`predictions_to_pseudo`
 turns round 1's predictions into a pseudo-label artifact that
