@@ -72,7 +72,8 @@ def test_write_video_predictions_drops_the_part(tmp_path):
 
     def detect(t, image):
         return {"masks": torch.from_numpy(np.stack([part, obj])).float(), "scores": torch.tensor([0.9, 0.8]),
-                "labels": torch.tensor([1, 1]), "boxes": torch.tensor([[12.0, 12.0, 22.0, 22.0], [10.0, 10.0, 30.0, 30.0]])}
+                "labels": torch.tensor([1, 1]),
+                "boxes": torch.tensor([[12.0, 12.0, 22.0, 22.0], [10.0, 10.0, 30.0, 30.0]])}
 
     def run(name, **kw):
         out = write_video_predictions(paths, tmp_path / f"{name}.zarr", detect, method="m", categories=["a"],
@@ -89,12 +90,13 @@ def test_write_video_predictions_drops_the_part(tmp_path):
         np.testing.assert_array_equal(masks[0], obj)
         np.testing.assert_allclose(boxes[0], [10, 10, 30, 30])
     # merge: a part reaching 2 px below the object grows its mask and its box
-    part = rect(25, 12, 32, 20)  # 56 px, 35 inside the object: IoM 0.625
+    part = rect(25, 12, 32, 20)  # 56 px, 40 inside the object: IoM 0.71
     obj_part = obj | part
 
     def detect(t, image):  # noqa: F811 - now the part sticks out of the object
         return {"masks": torch.from_numpy(np.stack([part, obj])).float(), "scores": torch.tensor([0.9, 0.8]),
-                "labels": torch.tensor([1, 1]), "boxes": torch.tensor([[12.0, 25.0, 20.0, 32.0], [10.0, 10.0, 30.0, 30.0]])}
+                "labels": torch.tensor([1, 1]),
+                "boxes": torch.tensor([[12.0, 25.0, 20.0, 32.0], [10.0, 10.0, 30.0, 30.0]])}
 
     merged, attrs = run("merge", iom_nms=0.5, iom_nms_merge=True)
     assert attrs["iom_nms_merge"] is True
@@ -102,3 +104,32 @@ def test_write_video_predictions_drops_the_part(tmp_path):
         assert scores.tolist() == pytest.approx([0.8])
         np.testing.assert_array_equal(masks[0], obj_part)
         np.testing.assert_allclose(boxes[0], [10, 10, 30, 32])
+
+
+def test_joining_after_the_cuts_keeps_the_union(tmp_path):
+    """With GrabCut refine on, part suppression with merging changes the instances, not the pixels predicted."""
+    rng = np.random.default_rng(0)
+    obj, part = rect(10, 10, 30, 30), rect(22, 14, 33, 24)  # the part reaches 3 px below the object
+    paths = []
+    for t in range(2):
+        img = rng.integers(0, 60, (H, W, 3), dtype=np.uint8)
+        img[obj | part] += 150  # a bright object on a dark, noisy background
+        paths.append(str(tmp_path / f"{t:05d}.png"))
+        cv2.imwrite(paths[-1], img)
+
+    def detect(t, image):
+        return {"masks": torch.from_numpy(np.stack([part, obj])).float(), "scores": torch.tensor([0.9, 0.8]),
+                "labels": torch.tensor([1, 1]),
+                "boxes": torch.tensor([[14.0, 22.0, 24.0, 33.0], [10.0, 10.0, 30.0, 30.0]])}
+
+    unions = {}
+    for name, kw in (("plain", {}), ("joined", {"iom_nms": 0.5, "iom_nms_merge": True})):
+        out = write_video_predictions(paths, tmp_path / f"{name}.zarr", detect, method="m", categories=["a"],
+                                      max_detections=2, progress=False, refine="grabcut", **kw)
+        group, _ = read_predictions(out)
+        frames = [frame_predictions(group, t) for t in range(2)]
+        assert [len(f[1]) for f in frames] == ([2, 2] if name == "plain" else [1, 1])
+        unions[name] = [f[0].any(axis=0) for f in frames]
+    for plain, joined in zip(unions["plain"], unions["joined"]):
+        assert plain.sum() > 0
+        np.testing.assert_array_equal(joined, plain)

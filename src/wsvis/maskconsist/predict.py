@@ -63,7 +63,9 @@ from wsvis.maskconsist.train import image_tensor
 from wsvis.models.maskrcnn import detect, load_maskrcnn
 from wsvis.torchutil import resolve_device
 
-__all__ = ["moving_detections", "suppress_contained", "predict_video", "write_video_predictions", "predictions_to_pseudo"]
+__all__ = [
+    "moving_detections", "suppress_contained", "predict_video", "write_video_predictions", "predictions_to_pseudo",
+]
 
 
 def moving_detections(
@@ -188,7 +190,8 @@ def predict_video(
         progress: tqdm bar.
         refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``,
             ``refine_grow``, ``refine_resolution``, ``source_images``, ``motion_filter``, ``motion_filter_flow``,
-            ``flow_path``, ``iom_nms``, ``iom_nms_merge`` of :func:`write_video_predictions` (default: no refinement, no filter, the paper's).
+            ``flow_path``, ``iom_nms``, ``iom_nms_merge`` of :func:`write_video_predictions` (default: no
+            refinement, no filter, no part suppression: the paper's).
 
     Returns:
         ``out`` as a Path. Arrays: masks (T, K, H, W) bool, scores (T, K)
@@ -335,10 +338,13 @@ def write_video_predictions(
     return Path(out)
 
 
-def _parts_suppressed(masks, scores, labels, boxes, part: dict[str, Any] | None):
+def _parts_suppressed(
+    masks: np.ndarray, scores: np.ndarray, labels: np.ndarray, boxes: np.ndarray, part: dict[str, Any] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One frame's cut detections after :func:`suppress_contained` (keywords ``part``; None: unchanged).
 
-    A merged mask's box becomes the bounds of the union (x2, y2 exclusive, as the detectors' boxes)."""
+    ``masks`` (n, H, W) bool, ``scores`` (n,), ``labels`` (n,), ``boxes`` (n, 4) xyxy pixels; returns the
+    kept n' of each. A merged mask's box becomes the bounds of the union (x2, y2 exclusive, as the detectors')."""
     if part is None or not len(scores):
         return masks, scores, labels, boxes
     keep, merged = suppress_contained(masks, labels, scores, **part)
