@@ -228,6 +228,12 @@ def test_predictions_have_the_contract(clip, tmp_path):
     boxes = np.asarray(group["boxes"][:]).reshape(-1, 4)
     inside = box_masks(boxes, (h, w)).reshape(masks.shape)
     np.testing.assert_array_equal(masks, full & inside)
+    # hflip_tta: the mirrored frame with its mirrored flow through the two-stream model, merged; same contract.
+    tta = predict_video_condinst(frames, model, tmp_path / "tta.zarr", method="boxinst_flow", flow_path=flow,
+                                 score_threshold=0.0, max_detections=3, hflip_tta=True, device="cpu", progress=False)
+    tta_group, tta_attrs = read_predictions(tta)
+    assert tta_attrs["hflip_tta"] is True and cut_attrs["hflip_tta"] is False
+    assert tta_group["masks"].shape == (t, 3, h, w) and (tta_group["labels"][:] > 0).all()
 
 
 def test_flow_image_range():

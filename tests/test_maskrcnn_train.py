@@ -218,6 +218,11 @@ def test_train_predict_and_selftrain(clip, tmp_path):
     assert np.all(np.diff(scores, axis=1) <= 0)  # sorted per frame
     boxes = group["boxes"][:]
     assert np.all(boxes[..., 2] >= boxes[..., 0]) and np.all(boxes[..., 2] <= 96)
+    tta = predict_video(frames[:3], model_path, tmp_path / "pred" / "tta.zarr", method="maskconsist",
+                        max_detections=7, hflip_tta=True, device="cpu", progress=False)
+    tta_group, tta_attrs = read_predictions(tta)
+    assert tta_attrs["hflip_tta"] is True and attrs["hflip_tta"] is False
+    assert tta_group["masks"].shape == (3, 7, 54, 96) and np.all(np.diff(tta_group["scores"][:], axis=1) <= 0)
 
     # self-training: round 1's predictions as pseudo-labels, then the same trainer (single frames here)
     new_pseudo = predictions_to_pseudo(out, tmp_path / "pseudo2" / "blackswan.zarr", score_threshold=0.0)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Sample", "resize", "hflip", "random_crop", "augment", "resize_masks", "processing_size"]
+__all__ = ["Sample", "resize", "hflip", "hflip_flow", "random_crop", "augment", "resize_masks", "processing_size"]
 
 IGNORE = 255
 
@@ -45,16 +45,19 @@ def resize(sample: Sample, scale: float) -> Sample:
     )
 
 
+def hflip_flow(flow: np.ndarray) -> np.ndarray:
+    """(H, W, 2) flow in pixels -> the flow of the mirrored frames: x reversed, u negated (a new array)."""
+    flow = flow[:, ::-1].copy()
+    flow[..., 0] *= -1
+    return flow
+
+
 def hflip(sample: Sample) -> Sample:
     """Mirror left-right; the x component of flow changes sign."""
-    flow = None
-    if sample.flow is not None:
-        flow = sample.flow[:, ::-1].copy()
-        flow[..., 0] *= -1
     return Sample(
         image=sample.image[:, ::-1].copy(),
         label=None if sample.label is None else sample.label[:, ::-1].copy(),
-        flow=flow,
+        flow=None if sample.flow is None else hflip_flow(sample.flow),
     )
 
 

@@ -69,6 +69,7 @@ from tqdm import tqdm
 from wsvis.flow.ops import flow_to_color
 from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.store import atomic_file, open_artifact
+from wsvis.transforms import hflip_flow
 from wsvis.losses import (
     color_similarity,
     flow_similarity,
@@ -80,6 +81,7 @@ from wsvis.losses import (
 )
 from wsvis.maskconsist.train import image_tensor
 from wsvis.models.condinst import ARCH_KEYS, CondInst, build_condinst
+from wsvis.models.tta import hflip_boxes
 from wsvis.baselines.box import box_masks
 from wsvis.torchutil import (
     deterministic_run,
@@ -253,17 +255,17 @@ def _load(videos: list[_Video], picks, dev, need_pseudo: bool, need_flow: bool):
                 raise ValueError(f"{vid.frames[t]}: flow {f.shape[:2]} vs frame {tuple(img.shape[1:])}")
         if flip:
             img = img.flip(-1)
-            boxes = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], 1)
+            boxes = hflip_boxes(boxes, w)
             if need_pseudo:
                 m = m.flip(-1)
             if need_flow:
-                f = f[:, ::-1] * np.array([-1.0, 1.0], np.float32)
+                f = hflip_flow(f)
         images.append(img.to(dev))
         targets.append({"boxes": boxes.to(dev), "labels": torch.from_numpy(vid.labels[t]).to(dev)})
         if need_pseudo:
             pseudo.append(m)
         if need_flow:
-            flows.append(flow_image(np.ascontiguousarray(f)).to(dev))
+            flows.append(flow_image(f).to(dev))
     return images, targets, (pseudo if need_pseudo else None), (flows if need_flow else None)
 
 

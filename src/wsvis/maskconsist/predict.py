@@ -61,6 +61,7 @@ from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.maskconsist.matching import iom, iom_nms
 from wsvis.maskconsist.train import image_tensor
 from wsvis.models.maskrcnn import detect, load_maskrcnn
+from wsvis.models.tta import detect_hflip
 from wsvis.torchutil import resolve_device
 
 __all__ = [
@@ -168,6 +169,7 @@ def predict_video(
     nms: float = 0.5,
     max_detections: int = 20,
     proposals: int = 1000,
+    hflip_tta: bool = False,
     device: str = "auto",
     params: dict[str, Any] | None = None,
     progress: bool = True,
@@ -185,6 +187,8 @@ def predict_video(
         max_detections: K, detections kept per frame.
         proposals: RPN proposals per frame that the box head scores (torchvision /
             detectron2: 1000; :func:`wsvis.models.maskrcnn.build_maskrcnn`).
+        hflip_tta: also detect on the mirrored frame and merge (:func:`wsvis.models.tta.detect_hflip`;
+            ours, the paper tests on the frame alone): 2x the detection time.
         device: ``auto | cpu | cuda[:N]``.
         params: the stage's config, stored in attrs.
         progress: tqdm bar.
@@ -208,10 +212,18 @@ def predict_video(
         model_path, dev, box_score_thresh=score_threshold, box_nms_thresh=nms, detections_per_img=max_detections,
         test_proposals=proposals,
     )
+
+    def detect_frame(t: int, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not hflip_tta:
+            return detect(model, [img.to(dev)])[0]
+        return detect_hflip(lambda x, _: detect(model, [x.to(dev)])[0], img, nms_thresh=nms,
+                            detections_per_img=max_detections)
+
     return write_video_predictions(
-        images, out, lambda t, img: detect(model, [img.to(dev)])[0], method=method,
+        images, out, detect_frame, method=method,
         categories=list(meta["categories"]), max_detections=max_detections, params=params,
-        attrs={"score_threshold": score_threshold, "nms": nms, "proposals": proposals, "model_method": meta.get("method")},
+        attrs={"score_threshold": score_threshold, "nms": nms, "proposals": proposals, "hflip_tta": hflip_tta,
+               "model_method": meta.get("method")},
         progress=progress, **refine_options,
     )
 
