@@ -58,12 +58,14 @@ def merge_hflip(det: Detections, det_mirror: Detections, *, nms_thresh: float, d
     if det["masks"].shape[1:] != det_mirror["masks"].shape[1:]:
         raise ValueError(f"merge_hflip: masks {tuple(det['masks'].shape[1:])} vs {tuple(det_mirror['masks'].shape[1:])}")
     pool = {k: torch.cat([det[k], det_mirror[k].to(det[k].device)]) for k in ("boxes", "labels", "scores", "masks")}
-    view = torch.cat([torch.zeros(len(det["scores"]), dtype=torch.long), torch.ones(len(det_mirror["scores"]), dtype=torch.long)])
+    dev = pool["scores"].device
+    view = torch.cat([torch.zeros(len(det["scores"]), dtype=torch.long, device=dev),
+                      torch.ones(len(det_mirror["scores"]), dtype=torch.long, device=dev)])
     keep = batched_nms(pool["boxes"], pool["scores"], pool["labels"], nms_thresh)[:detections_per_img]
     out = {k: v[keep] for k, v in pool.items()}
     if len(keep):
         iou = box_iou(out["boxes"], pool["boxes"])
-        other = (view[keep][:, None] != view[None]).to(iou.device) & (out["labels"][:, None] == pool["labels"][None])
+        other = (view[keep][:, None] != view[None]) & (out["labels"][:, None] == pool["labels"][None])
         iou = torch.where(other, iou, torch.full_like(iou, -1.0))
         best, idx = iou.max(1)
         pair = best >= nms_thresh
