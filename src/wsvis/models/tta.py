@@ -69,9 +69,8 @@ def merge_hflip(det: Detections, det_mirror: Detections, *, nms_thresh: float, d
         iou = torch.where(other, iou, torch.full_like(iou, -1.0))
         best, idx = iou.max(1)
         pair = best >= nms_thresh
-        masks = out["masks"].clone()
-        masks[pair] = (masks[pair] + pool["masks"][idx[pair]]) / 2
-        out["masks"] = masks
+        # out["masks"] is already a copy (advanced indexing), so averaging in place leaves the inputs alone.
+        out["masks"][pair] = (out["masks"][pair] + pool["masks"][idx[pair]]) / 2
     return out
 
 
