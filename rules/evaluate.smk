@@ -106,6 +106,7 @@ rule summary:
         ),
     output:
         csv=f"{RESULTS}/metrics/summary.csv",
+        per_sequence=f"{RESULTS}/metrics/per_sequence.csv",
     log:
         f"{RESULTS}/logs/summary.log",
     benchmark:
@@ -118,4 +119,4 @@ rule summary:
         runtime=10,
     shell:
         "wsvis evaluate summary --frames {input.frames:q} --pseudo {input.pseudo:q} "
-        "--video {input.video:q} --out {output.csv:q} > {log:q} 2>&1"
+        "--video {input.video:q} --out {output.csv:q} --per-sequence {output.per_sequence:q} > {log:q} 2>&1"

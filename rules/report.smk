@@ -56,6 +56,7 @@ rule costs:
 rule report:
     input:
         summary=rules.summary.output.csv,
+        per_sequence=rules.summary.output.per_sequence,
         costs=rules.costs.output.csv,
         pictures=[p.split("=", 1)[1] for p in report_pictures()],
     output:
@@ -76,5 +77,6 @@ rule report:
         dataset=config["dataset"]["name"],
         families=to_json(supervision_families(config)),
     shell:
-        "wsvis report --summary {input.summary:q} --costs {input.costs:q} --families {params.families:q} "
+        "wsvis report --summary {input.summary:q} --costs {input.costs:q} --per-sequence {input.per_sequence:q} "
+        "--families {params.families:q} "
         "--pictures {params.pictures:q} --dataset {params.dataset:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

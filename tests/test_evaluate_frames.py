@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from wsvis.evaluate.frames import FRAME_COLUMNS, frame_metrics, temporal_consistency
-from wsvis.evaluate.summary import SUMMARY_COLUMNS, write_summary
+from wsvis.evaluate.summary import PER_SEQUENCE_COLUMNS, SUMMARY_COLUMNS, per_sequence_table, write_summary
 from wsvis.io.datasets import VideoRecord
 from wsvis.io.manifest import mask_boxes, video_gt
 from wsvis.io.predictions import PredictionWriter
@@ -71,7 +71,7 @@ def test_perfect_static_predictions(tmp_path):
     pred = write_predictions(tmp_path / "vid.zarr", maps)
     flow = write_flow(tmp_path / "flow.zarr", np.zeros((T - 1, H, W, 2)))
     row = frame_metrics(gt, {"vid": pred}, "perfect", {"vid": flow})
-    assert list(row) == FRAME_COLUMNS
+    assert list(row) == [*FRAME_COLUMNS, "J_per_video"] and row["J_per_video"] == {"vid": pytest.approx(1.0)}
     assert row["AP50"] == pytest.approx(1.0) and row["AP"] == pytest.approx(1.0) and row["AP75"] == pytest.approx(1.0)
     assert row["J"] == pytest.approx(1.0)
     assert row["TC"] == pytest.approx(1.0)  # static prediction, zero flow
@@ -85,6 +85,7 @@ def test_j_uses_score_threshold_and_tc_needs_flow(tmp_path):
     row = frame_metrics(gt, {"vid": pred, "other": pred}, "m", None)
     # J: only the cat (25 px) of the 55 gt foreground pixels
     assert row["J"] == pytest.approx(25 / 55)
+    assert row["J_per_video"] == {"vid": pytest.approx(25 / 55)}  # "other" has no gt: left out
     assert row["AP50"] == pytest.approx(1.0)  # AP uses every prediction whatever its score
     assert math.isnan(row["TC"]) and "no flow" in row["note"] and "other" in row["note"]
 
@@ -124,3 +125,20 @@ def test_write_summary_long_format(tmp_path):
     v = back[(back.kind == "video") & (back.metric == "mAP")].iloc[0]
     assert v.tracker == "unovost" and v.value == pytest.approx(0.1)
     assert math.isnan(back[(back.kind == "frame") & (back.metric == "TC")].value.iloc[0])
+    assert per_sequence_table([frame], [pseudo]).empty  # rows without J_per_video add nothing
+
+
+def test_per_sequence_table_round_trip(tmp_path):
+    frame = {"method": "stcseg", "J": 0.5, "J_per_video": {"cows": 0.75, "kite-surf": 0.25}}
+    pseudo = {"variant": "stc", "J": 0.6, "J_per_video": {"cows": 0.6}}
+    out, per_seq = tmp_path / "summary.csv", tmp_path / "per_sequence.csv"
+    write_summary([frame], [pseudo], [], out, per_sequence_csv=per_seq)
+    back = pd.read_csv(per_seq)
+    assert list(back.columns) == PER_SEQUENCE_COLUMNS
+    assert back.values.tolist() == [["pseudo", "stc", "cows", "J", 0.6], ["frame", "stcseg", "cows", "J", 0.75],
+                                    ["frame", "stcseg", "kite-surf", "J", 0.25]]
+    # the summary's J of a method is the mean of its videos' J
+    summary = pd.read_csv(out)
+    j = summary[(summary.kind == "frame") & (summary.metric == "J")].value.iloc[0]
+    assert back[back.method == "stcseg"].value.mean() == pytest.approx(j)
+    assert "J_per_video" not in set(summary.metric)

@@ -159,6 +159,7 @@ def test_shifted_mask_j_is_hand_computed_iou(tmp_path):
     row = pseudo_label_metrics(gt, {"sq": path}, "shifted")
     assert region_similarity(shifted, square) == pytest.approx(50 / 150)
     assert row["J"] == pytest.approx((50 / 150 + 1.0) / 2)
+    assert row["J_per_video"] == {"sq": pytest.approx((50 / 150 + 1.0) / 2)}
     # frame 0's detection (IoU 1/3) is a false positive and its gt a miss: recall 1/2 at precision 1/2 or 1
     assert 0.0 < row["AP50"] < 1.0
     assert row["instances_per_frame"] == row["gt_instances_per_frame"] == 1.0
@@ -171,6 +172,7 @@ def test_no_gt_annotations_gives_nan_row_and_table(composite_gt, tmp_path):
     row = pseudo_label_metrics(gt, {"blank": path}, "irn")
     assert all(math.isnan(row[k]) for k in ("AP", "AP50", "J", "instances_per_frame", "gt_instances_per_frame"))
     assert "no gt annotations" in row["note"] and "blank" in row["note"] and row["videos"] == 0
+    assert row["J_per_video"] == {}
 
     masks, cats = load_gt_masks(composite_gt, "two_cars")
     good = pseudo_label_metrics(

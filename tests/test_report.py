@@ -162,6 +162,19 @@ def test_cli_report_families_and_costs(tmp_path, capsys):
     assert main([*args, "--families", json.dumps(FAMILIES), "--costs", str(costs)]) == 0
     page = (tmp_path / "r" / "index.html").read_text()
     assert page.index('id="baseline-table"') < page.index('id="summary"') < page.index('id="cost-table"')
+    assert 'id="per-sequence-table"' not in page
+    per_seq = tmp_path / "per_sequence.csv"
+    pd.DataFrame({"kind": ["pseudo", "frame", "frame"], "method": ["stc", "stcseg", "stcseg"],
+                  "video": ["cows", "cows", "00001"], "metric": "J", "value": [0.6, 0.75, 0.25]}).to_csv(per_seq,
+                                                                                           index=False)
+    assert main([*args, "--per-sequence", str(per_seq)]) == 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert page.index('id="summary"') < page.index('id="per-sequence-table"')
+    table = re.search(r'<table class="per-sequence-table"[^>]*>(.*?)</table>', page, re.S).group(1)
+    # videos sorted as names ("00001" stays a name), one row per (kind, method), then the mean
+    assert re.findall(r"<th>([^<]*)</th>", table) == ["kind", "method", "00001", "cows", "mean"]
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]]
+    assert rows == [["pseudo-labels", "stc", "", "0.600", "0.600"], ["predictions", "stcseg", "0.250", "0.750", "0.500"]]
     assert main([*args, "--families", "{tags: motion}"]) == 1
     assert "--families is not JSON" in capsys.readouterr().err
 

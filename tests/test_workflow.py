@@ -114,6 +114,13 @@ def test_artifacts(workdir):
     assert {"maskrcnn", "maskconsist", *BOX_RUNS} <= frame_methods
     assert {"maskconsist", *BOX_RUNS} <= set(summary[summary["kind"] == "video"]["method"])
     assert set(summary[summary["kind"] == "video"]["tracker"]) == {"iou", "stc"}
+    # J per video: every (kind, method) of the summary's J has one value per video, whose mean is that J
+    per_seq = pd.read_csv(res / "metrics" / "per_sequence.csv")
+    j = summary[summary["metric"] == "J"].set_index(["kind", "method"])["value"]
+    assert all(sorted(v) == sorted(VIDEOS) for _, v in per_seq.groupby(["kind", "method"])["video"])
+    assert per_seq.groupby(["kind", "method"])["value"].mean().sort_index().values == pytest.approx(
+        j.sort_index().values)
+    assert 'id="per-sequence-table"' in (res / "report" / "index.html").read_text()
     assert (res / "report" / "index.html").stat().st_size > 1000
     # Every rule that ran has a benchmark file, and the cost table has a stage for each (costs and
     # report run after it; 'all' has no job; depth is off).

@@ -382,7 +382,8 @@ def cmd_evaluate_summary(args: argparse.Namespace) -> None:
     def rows(paths):
         return [json.loads(Path(p).read_text()) for p in paths or ()]
 
-    table = write_summary(rows(args.frames), rows(args.pseudo), rows(args.video), args.out)
+    table = write_summary(rows(args.frames), rows(args.pseudo), rows(args.video), args.out,
+                          per_sequence_csv=args.per_sequence)
     print(f"{len(table)} rows -> {args.out}")
 
 
@@ -438,7 +439,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     except json.JSONDecodeError as err:
         raise ValueError(f"--families is not JSON ({err}): {args.families!r}") from None
     print(write_report(args.out_dir, summary_csv=args.summary, pictures=sections, dataset=args.dataset,
-                       families=families, costs_csv=args.costs))
+                       families=families, costs_csv=args.costs, per_sequence_csv=args.per_sequence))
 
 
 def cmd_viz_flow(args: argparse.Namespace) -> None:
@@ -669,6 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pseudo", nargs="*", default=[])
     p.add_argument("--video", nargs="*", default=[])
     p.add_argument("--out", required=True)
+    p.add_argument("--per-sequence", default=None, help="also write metrics/per_sequence.csv (J per video) here")
     p.set_defaults(func=cmd_evaluate_summary)
     p = ev.add_parser("table", help="join per-variant JSON rows into metrics/pseudo_labels.csv")
     p.add_argument("--rows", nargs="+", required=True)
@@ -722,6 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON {"tags": {"baselines": [...], "methods": [...]}, "boxes": {...}}: '
                         "which summary methods are baselines / methods of each supervision family")
     p.add_argument("--costs", default=None, help="metrics/costs.csv: adds the per-stage cost section")
+    p.add_argument("--per-sequence", default=None, help="metrics/per_sequence.csv: adds the J-per-video table")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("inspect", help="print arrays, shapes, dtypes, chunking and attrs of .zarr artifacts")

@@ -11,7 +11,8 @@ One row per method (``maskrcnn``, ``maskconsist``, ``stcseg``...), from the
   per frame the IoU of the union of the predicted masks with score >=
   ``score_threshold`` (0.5 by default) and the union of the gt masks (1 when
   both are empty), mean over the frames of a video, then over videos (the
-  convention of :mod:`wsvis.evaluate.pseudo`).
+  convention of :mod:`wsvis.evaluate.pseudo`); ``J_per_video`` keeps each
+  video's mean (the DAVIS toolkit's per-sequence results).
 * ``TC``: temporal consistency, Liu et al., CVPR 2021, Sec. 5.3 / Tab. 6
   ("the AP50 between mask predictions and flow warped masks on consecutive
   frames", after Liu et al., ECCV 2020): for every frame pair (t, t+δ) the
@@ -151,8 +152,9 @@ def frame_metrics(
 
     Returns:
         A row ``{"method", "AP", "AP50", "AP75", "J", "TC", "videos",
-        "frames", "note"}``: metrics floats in [0, 1] (NaN when undefined),
-        ``videos``/``frames`` ints evaluated, ``note`` str.
+        "frames", "note", "J_per_video"}``: metrics floats in [0, 1] (NaN when
+        undefined), ``videos``/``frames`` ints evaluated, ``note`` str,
+        ``J_per_video`` {video name: its J} (``J`` is their mean).
 
     Raises:
         ArtifactError: a predictions or flow artifact is missing or incomplete.
@@ -166,7 +168,7 @@ def frame_metrics(
     skipped = sorted(v for v in prediction_paths if v not in annotated)
     notes = [f"no gt annotations for {skipped}"] if skipped else []
     row: dict[str, Any] = dict.fromkeys(FRAME_COLUMNS, math.nan)
-    row.update({"method": method, "videos": 0, "frames": 0})
+    row.update({"method": method, "videos": 0, "frames": 0, "J_per_video": {}})
     if not videos:
         row["note"] = "; ".join(notes) or "no videos given"
         return row
@@ -227,6 +229,7 @@ def frame_metrics(
             "videos": len(videos),
             "frames": n_frames,
             "note": "; ".join(notes),
+            "J_per_video": dict(zip(videos, j_per_video)),
         }
     )
     return row

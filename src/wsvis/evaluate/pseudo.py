@@ -9,7 +9,8 @@ One row per pseudo-labeler variant (``irn``, ``flowirn``, ``stc``...):
   Dataset and Evaluation Methodology for Video Object Segmentation", CVPR
   2016): per frame the IoU of the union of all pseudo masks with the union of
   all gt masks (a frame where both are empty scores 1), averaged over the
-  frames of a video, then over videos;
+  frames of a video, then over videos; ``J_per_video`` keeps each video's
+  mean (the DAVIS toolkit's per-sequence results; not a column of the table);
 * ``box_IoU``: IoU of the pseudo foreground *inside each gt box* with that
   gt mask, averaged over gt instances and frames (the STC-Seg pseudo-label
   quality: M inside the box vs the mask; for box-derived pseudo-labels it
@@ -97,7 +98,7 @@ def _gt_frames(gt: dict, video: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def _empty_row(variant: str, note: str, videos: int = 0, frames: int = 0) -> dict[str, Any]:
     row = dict.fromkeys(TABLE_COLUMNS, math.nan)
-    row.update({"variant": variant, "videos": videos, "frames": frames, "note": note})
+    row.update({"variant": variant, "videos": videos, "frames": frames, "note": note, "J_per_video": {}})
     return row
 
 
@@ -114,7 +115,8 @@ def pseudo_label_metrics(gt: dict, pseudo_paths: dict[str, str | os.PathLike], v
         A row ``{column: value}`` for :data:`TABLE_COLUMNS` (see the module
         docstring): ``AP``/``AP50``/``J`` floats in [0, 1],
         ``instances_per_frame``/``gt_instances_per_frame`` floats,
-        ``videos``/``frames`` ints, ``note`` str. With no annotated video
+        ``videos``/``frames`` ints, ``note`` str, and ``J_per_video``
+        {video name: its J} (``J`` is their mean). With no annotated video
         among ``pseudo_paths`` the metrics are NaN and ``note`` says so.
 
     Raises:
@@ -174,6 +176,7 @@ def pseudo_label_metrics(gt: dict, pseudo_paths: dict[str, str | os.PathLike], v
         "videos": len(videos),
         "frames": n_frames,
         "note": skip_note,
+        "J_per_video": dict(zip(videos, j_per_video)),
     }
 
 
@@ -182,13 +185,14 @@ def write_pseudo_label_table(rows: list[dict], out_csv: str | os.PathLike) -> pd
 
     Args:
         rows: dicts from :func:`pseudo_label_metrics`; missing columns are
-            left empty, extra keys become extra columns after :data:`TABLE_COLUMNS`.
+            left empty, extra keys become extra columns after :data:`TABLE_COLUMNS`
+            (``J_per_video``, a mapping, is left out: ``metrics/per_sequence.csv`` has it).
         out_csv: the CSV path.
 
     Returns:
         The written DataFrame (columns :data:`TABLE_COLUMNS` first).
     """
-    df = pd.DataFrame(list(rows))
+    df = pd.DataFrame([{k: v for k, v in row.items() if k != "J_per_video"} for row in rows])
     extra = [c for c in df.columns if c not in TABLE_COLUMNS]
     df = df.reindex(columns=TABLE_COLUMNS + extra)
     df["note"] = df["note"].fillna("")

@@ -21,6 +21,11 @@ pandas call::
   stays NaN (written as an empty cell).
 
 Wide view: ``df.pivot_table(index=["kind", "method", "tracker"], columns="metric", values="value")``.
+
+``metrics/per_sequence.csv`` (:func:`per_sequence_table`): the pseudo and frame
+rows' J per video (their ``J_per_video``), as the DAVIS toolkit's per-sequence
+results, long format ``kind,method,video,metric,value``; the summary's ``J`` of a
+method is the mean of its videos' values.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ import pandas as pd
 
 from wsvis.io.store import atomic_file
 
-__all__ = ["SUMMARY_COLUMNS", "summary_table", "write_summary"]
+__all__ = ["PER_SEQUENCE_COLUMNS", "SUMMARY_COLUMNS", "per_sequence_table", "summary_table", "write_summary"]
 
 #: Columns of ``metrics/summary.csv``.
 SUMMARY_COLUMNS = ["kind", "method", "tracker", "metric", "value"]
+#: Columns of ``metrics/per_sequence.csv``.
+PER_SEQUENCE_COLUMNS = ["kind", "method", "video", "metric", "value"]
 
 _ID_KEYS = {"kind", "method", "variant", "tracker"}
 
@@ -74,12 +81,35 @@ def summary_table(
     return pd.DataFrame(records, columns=SUMMARY_COLUMNS)
 
 
+def per_sequence_table(frame_rows: Iterable[dict] = (), pseudo_rows: Iterable[dict] = ()) -> pd.DataFrame:
+    """J per video of each pseudo-label variant and segmenter (module docstring), pseudo rows first.
+
+    Args:
+        frame_rows: rows of :func:`wsvis.evaluate.frames.frame_metrics`.
+        pseudo_rows: rows of :func:`wsvis.evaluate.pseudo.pseudo_label_metrics`.
+            A row without ``J_per_video`` (written before it existed) adds nothing.
+
+    Returns:
+        A DataFrame with :data:`PER_SEQUENCE_COLUMNS`, one line per (kind,
+        method, video), ``metric`` "J", videos in the rows' (sorted) order.
+    """
+    records = [
+        {"kind": kind, "method": str(row.get("method", row.get("variant", ""))), "video": str(video),
+         "metric": "J", "value": float(value)}
+        for kind, rows in (("pseudo", pseudo_rows), ("frame", frame_rows))
+        for row in rows
+        for video, value in (row.get("J_per_video") or {}).items()
+    ]
+    return pd.DataFrame(records, columns=PER_SEQUENCE_COLUMNS)
+
+
 def write_summary(
     frame_rows: Iterable[dict],
     pseudo_rows: Iterable[dict],
     video_rows: Iterable[dict],
     out_csv: str | os.PathLike,
     mots_rows: Iterable[dict] = (),
+    per_sequence_csv: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Write ``metrics/summary.csv`` (long format, module docstring) atomically.
 
@@ -91,11 +121,17 @@ def write_summary(
             which are skipped anyway).
         out_csv: the CSV path.
         mots_rows: optional MOTS/HOTA rows (``method``, ``tracker`` + numbers).
+        per_sequence_csv: where to write :func:`per_sequence_table` of the frame
+            and pseudo rows (atomically); None: not written.
 
     Returns:
-        The written DataFrame (:data:`SUMMARY_COLUMNS`).
+        The written summary DataFrame (:data:`SUMMARY_COLUMNS`).
     """
+    frame_rows, pseudo_rows = list(frame_rows), list(pseudo_rows)
     df = summary_table(frame_rows, pseudo_rows, video_rows, mots_rows)
+    if per_sequence_csv is not None:
+        with atomic_file(per_sequence_csv) as tmp:
+            per_sequence_table(frame_rows, pseudo_rows).to_csv(tmp, index=False)
     with atomic_file(out_csv) as tmp:
         df.to_csv(tmp, index=False)
     return df

@@ -3,7 +3,8 @@
 The page, in order: "Method vs baselines" (each method's J / AP50 / AP and
 its difference to the best no-learning baseline of its supervision family,
 table and plot: :func:`baseline_comparison`, :func:`baseline_plot`); the
-full summary table; the metric plots; "Where time goes" (per-stage cost,
+full summary table; J per video (when ``metrics/per_sequence.csv`` is given);
+the metric plots; "Where time goes" (per-stage cost,
 when ``metrics/costs.csv`` is given); the per-video pictures.
 
 ``report/index.html`` is self-contained with its folder (plots and pictures are
@@ -412,6 +413,27 @@ def _costs_html(costs: pd.DataFrame) -> str:
     )
 
 
+def _per_sequence_html(per_sequence: pd.DataFrame) -> str:
+    """J per video: one row per (kind, method), one column per video, then their mean (the summary's J)."""
+    part = per_sequence[per_sequence["metric"] == "J"]
+    if part.empty:
+        return ""
+    videos = sorted(part["video"].astype(str).unique())
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["kind", "method", *videos, "mean"])
+    body = []
+    for (kind, method), grp in part.groupby(["kind", "method"], sort=False):
+        values = dict(zip(grp["video"].astype(str), grp["value"]))
+        cells = "".join(f"<td>{_fmt(values.get(v, math.nan))}</td>" for v in videos)
+        body.append(f'<tr><td class="kind">{html.escape(KIND_NAMES.get(kind, kind))}</td>'
+                    f'<td class="name">{html.escape(str(method))}</td>{cells}<td>{_fmt(grp["value"].mean())}</td></tr>')
+    return (
+        '<h2 id="per-sequence">J per video</h2>'
+        '<table class="per-sequence-table" id="per-sequence-table"><caption>DAVIS J (region similarity) of each '
+        "video, the mean over its frames (metrics/per_sequence.csv); mean = the summary's J. A video far below "
+        f"the others is where to look at the pictures.</caption><tr>{head}</tr>{''.join(body)}</table>"
+    )
+
+
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -439,6 +461,7 @@ img {{ max-width: 100%; }} img.plot {{ display: block; margin: 0.5em 0 1.5em; }}
 {comparison}
 <h2>Summary</h2>
 <div id="summary">(the summary table is built by the script below)</div>
+{per_sequence}
 <h2>Plots</h2>
 <div id="plots">{plots}</div>
 <p id="plot-status"></p>
@@ -494,6 +517,7 @@ def write_report(
     title: str = "wsvis report",
     families: Mapping | None = None,
     costs_csv: str | os.PathLike | None = None,
+    per_sequence_csv: str | os.PathLike | None = None,
 ) -> Path:
     """Write ``out_dir/index.html``: method vs baselines first, then the summary, plots, costs, pictures.
 
@@ -509,6 +533,8 @@ def write_report(
             family of each is given, never guessed. None: the first section
             says how to pass them.
         costs_csv: ``metrics/costs.csv`` (:func:`cost_table`); None: no cost section.
+        per_sequence_csv: ``metrics/per_sequence.csv``
+            (:func:`wsvis.evaluate.summary.per_sequence_table`); None: no J-per-video table.
 
     Returns:
         The path of ``index.html`` (written atomically, after the plots and pictures).
@@ -540,6 +566,7 @@ def write_report(
         comparison=_comparison_html(comparison, cmp_plot, families is not None),
         plots=plot_html,
         costs=_costs_html(costs) if costs is not None else "",
+        per_sequence=_per_sequence_html(pd.read_csv(per_sequence_csv, dtype={"video": str, "method": str})) if per_sequence_csv is not None else "",
         pictures="\n".join(sections),
         data=json.dumps(records).replace("</", "<\\/"),
     )
