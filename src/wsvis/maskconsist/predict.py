@@ -149,13 +149,16 @@ def suppress_contained(
         same = labels[kept_rest][:, None] == labels[kept_confident][None, :]
         keep[kept_rest[((overlap > threshold) & same).any(axis=1)]] = False
     dropped = confident[~keep[confident]]
-    if not merge or not len(dropped):
+    if not merge or not len(dropped) or not len(kept_confident):
+        # nothing to merge into: e.g. every confident mask of the frame emptied by its cut
         return keep, masks
     merged = masks.copy()
     overlap = iom(masks[dropped], masks[kept_confident]).numpy()
     overlap[labels[dropped][:, None] != labels[kept_confident][None, :]] = -1.0
-    for i, j in zip(dropped, overlap.argmax(axis=1)):
-        merged[kept_confident[j]] |= masks[i]
+    best = overlap.argmax(axis=1)
+    for row, i in enumerate(dropped):
+        if overlap[row, best[row]] >= 0:  # an (empty) mask of a class with no kept mask joins none
+            merged[kept_confident[best[row]]] |= masks[i]
     return keep, merged
 
 
