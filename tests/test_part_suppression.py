@@ -63,8 +63,8 @@ def test_merge_joins_the_part_to_the_whole_it_overlaps_most():
 
 
 def test_merge_with_every_confident_mask_emptied():
-    """Cuts that empty every confident mask of a frame (seen on davis_composites at the source cut): nothing is
-    kept and nothing merged; an emptied mask of a class with no kept mask joins no mask of another class."""
+    """A frame whose confident masks are all empty (davis_composites breakdance_bmx crashed on one): nothing is
+    kept and nothing merged; an empty mask of a class with no kept mask joins no mask of another class."""
     empty = np.zeros((H, W), bool)
     keep, merged = suppress_contained(np.stack([empty, empty]), np.array([1, 1]), np.array([0.9, 0.8]),
                                       threshold=0.5, merge=True)

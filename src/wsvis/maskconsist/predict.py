@@ -150,7 +150,7 @@ def suppress_contained(
         keep[kept_rest[((overlap > threshold) & same).any(axis=1)]] = False
     dropped = confident[~keep[confident]]
     if not merge or not len(dropped) or not len(kept_confident):
-        # nothing to merge into: e.g. every confident mask of the frame emptied by its cut
+        # nothing to merge into: every confident mask of the frame empty (iom_nms keeps no empty mask)
         return keep, masks
     merged = masks.copy()
     overlap = iom(masks[dropped], masks[kept_confident]).numpy()
