@@ -148,17 +148,19 @@ def suppress_contained(
         overlap = iom(masks[kept_rest], masks[kept_confident]).numpy()
         same = labels[kept_rest][:, None] == labels[kept_confident][None, :]
         keep[kept_rest[((overlap > threshold) & same).any(axis=1)]] = False
+    if not merge:
+        return keep, masks
+    # Empty masks add nothing, and may have no kept mask to join (iom_nms keeps no empty mask); each non-empty
+    # dropped one was dropped for a kept confident mask of its class.
     dropped = confident[~keep[confident]]
-    if not merge or not len(dropped) or not len(kept_confident):
-        # nothing to merge into: every confident mask of the frame empty (iom_nms keeps no empty mask)
+    dropped = dropped[masks[dropped].any(axis=(1, 2))]
+    if not len(dropped):
         return keep, masks
     merged = masks.copy()
     overlap = iom(masks[dropped], masks[kept_confident]).numpy()
     overlap[labels[dropped][:, None] != labels[kept_confident][None, :]] = -1.0
-    best = overlap.argmax(axis=1)
-    for row, i in enumerate(dropped):
-        if overlap[row, best[row]] >= 0:  # an (empty) mask of a class with no kept mask joins none
-            merged[kept_confident[best[row]]] |= masks[i]
+    for i, j in zip(dropped, overlap.argmax(axis=1)):
+        merged[kept_confident[j]] |= masks[i]
     return keep, merged
 
 
