@@ -182,6 +182,44 @@ def test_grabcut_refine_grow_keeps_the_cut_near_its_mask():
         grabcut_refine(img, mask[None], grow=-1)
 
 
+def _concave_frame(seed=0):
+    """An L of dark grey (40) on a lighter ground (60), darker (55) in the L's concavity, which the box-shaped mask
+    around the L fills (blackswan: the dark water between the neck and the back)."""
+    rng = np.random.default_rng(seed)
+    img = np.full((H, W, 3), 60, np.int64)
+    obj = np.zeros((H, W), bool)
+    obj[24:72, 36:52] = True  # the neck
+    obj[56:72, 36:92] = True  # the back
+    img[obj] = 40
+    hole = np.zeros((H, W), bool)
+    hole[24:56, 52:92] = True  # the concavity, inside the L's box
+    img[hole] = 55
+    img += rng.integers(-6, 7, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), obj, hole
+
+
+def test_grabcut_refine_with_flow_sheds_the_still_background_its_mask_fills():
+    """The L moves 4 px right, its ground is still. GrabCut from the filled box keeps the concavity (the
+    foreground colour model starts with it); started from the moving part it keeps the L alone."""
+    img, obj, hole = _concave_frame()
+    mask = obj | hole
+    flow = np.zeros((H, W, 2), np.float32)
+    flow[obj] = (4.0, 0.0)
+    plain = grabcut_refine(img, mask[None], margin=0.5)[0]
+    assert (plain & hole).sum() > 0.9 * hole.sum() and region_similarity(plain, obj) < 0.6
+    moved = grabcut_refine(img, mask[None], margin=0.5, flow=flow)[0]
+    assert not (moved & hole).any() and region_similarity(moved, obj) > 0.98
+    # Too little of the mask moves (a still object; motion_keep above the moving share: the 1408 px L is
+    # 0.52 of the 2688 px mask): the cut starts from the whole mask, as without flow.
+    np.testing.assert_array_equal(grabcut_refine(img, mask[None], margin=0.5, flow=np.zeros_like(flow))[0], plain)
+    np.testing.assert_array_equal(grabcut_refine(img, mask[None], margin=0.5, flow=flow, motion_keep=0.5)[0], moved)
+    np.testing.assert_array_equal(grabcut_refine(img, mask[None], margin=0.5, flow=flow, motion_keep=0.6)[0], plain)
+    with pytest.raises(ValueError, match="flow must be"):
+        grabcut_refine(img, mask[None], flow=flow[:, :10])
+    with pytest.raises(ValueError, match="motion_keep"):
+        grabcut_refine(img, mask[None], flow=flow, motion_keep=0.0)
+
+
 def test_grabcut_at_source_resolution_scales_box_and_prior_and_comes_back_by_area(monkeypatch, tmp_path):
     """``source``: the cut runs on the larger frame with the box and prior scaled; its result is
     area-averaged back (a source pixel block counts where at least half of it is foreground)."""
@@ -317,6 +355,47 @@ def test_prediction_refine_recuts_confident_masks_only(tmp_path):
     assert region_similarity(shed, disc) > 0.8 and not (shed & ~blob).any()
     with pytest.raises(ValueError, match="segment.predict.refine"):
         run("crf")
+
+
+def test_prediction_refine_grabcut_flow_reads_the_flow_and_sheds_the_concavity(tmp_path):
+    """segment.predict.refine: grabcut_flow, on a two-frame video whose L moves 4 px right over a still ground."""
+    import cv2
+    import torch
+
+    from wsvis.io.predictions import frame_predictions, read_predictions
+    from wsvis.io.store import ArtifactWriter
+    from wsvis.maskconsist.predict import write_video_predictions
+
+    img, obj, hole = _concave_frame()
+    paths = [str(tmp_path / f"{t:05d}.png") for t in range(2)]
+    for p in paths:
+        cv2.imwrite(p, img[..., ::-1])
+    forward = np.zeros((1, H, W, 2), np.float16)
+    forward[0][obj] = (4.0, 0.0)
+    flow_attrs = {"gaps": [1], "num_frames": 2}
+    with ArtifactWriter(tmp_path / "flow.zarr", stage="flow", frame_size=(H, W), attrs=flow_attrs) as wr:
+        wr.write_array("gap_1/forward", forward)
+        wr.write_array("gap_1/backward", -forward)
+
+    def detect(t, image):
+        return {"masks": torch.from_numpy((obj | hole)[None]).float(), "scores": torch.tensor([0.9]),
+                "labels": torch.tensor([1]), "boxes": torch.tensor([[36.0, 24.0, 92.0, 72.0]])}
+
+    def run(refine, **kw):
+        out = write_video_predictions(paths, tmp_path / f"{refine}.zarr", detect, method="m", categories=["a"],
+                                      max_detections=1, refine=refine, refine_margin=0.5, progress=False, **kw)
+        group, attrs = read_predictions(out)
+        return [frame_predictions(group, t)[0][0] for t in range(2)], attrs
+
+    plain, _ = run("grabcut")
+    moved, attrs = run("grabcut_flow", flow_path=str(tmp_path / "flow.zarr"))
+    assert attrs["refine"] == "grabcut_flow" and attrs["refine_ring_quantile"] == 90.0
+    assert attrs["refine_motion_keep"] == 0.5 and attrs["motion_filter"] is None  # the flow read, nothing dropped
+    for p, m in zip(plain, moved):  # frame 1 reads the backward flow: the same motion against the ground
+        assert (p & hole).sum() > 0.9 * hole.sum()
+        assert not (m & hole).any() and region_similarity(m, obj) > 0.98
+    with pytest.raises(ValueError, match="refine: grabcut_flow needs"):
+        run("grabcut_flow")
 
 
 def test_prediction_refine_in_worker_threads_keeps_frame_order_and_results(tmp_path):

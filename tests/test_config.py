@@ -227,6 +227,9 @@ def test_motion_filter_makes_every_prediction_read_the_flow():
     assert run_uses_flow({"method": "maskrcnn"}, "predict", segment)
     assert run_uses_flow({"method": "stcseg"}, "predict", segment)
     assert not run_uses_flow({"method": "maskrcnn"}, "train", segment)  # training is the method's own
+    segment["predict"] = {"motion_filter": None, "refine": "grabcut_flow"}  # the cut's motion prior
+    assert run_uses_flow({"method": "maskrcnn"}, "predict", segment)
+    assert not run_uses_flow({"method": "maskrcnn"}, "predict", {"predict": {"refine": "grabcut"}})
 
 
 def test_run_predict_overrides_segment_predict():

@@ -365,11 +365,12 @@ def supervision_families(config: dict) -> dict[str, dict[str, list[str]]]:
 
 def run_uses_flow(run: dict, stage: str = "train", segment: dict | None = None) -> bool:
     """Whether a run's ``train`` or ``predict`` job reads the flow artifacts (``segment``: the
-    config section, whose ``predict.motion_filter``, or the run's own ``predict.motion_filter``,
+    config section, whose ``predict.motion_filter`` or ``predict.refine: grabcut_flow``, or the run's own,
     makes its predictions read them)."""
     if stage == "predict":
         predict = _run_predict(segment.get("predict", {}) if segment else {}, run)
-        return run["method"] == "boxinst_flow" or predict.get("motion_filter") is not None
+        return (run["method"] == "boxinst_flow" or predict.get("motion_filter") is not None
+                or predict.get("refine") == "grabcut_flow")
     return run["method"] in _FLOW_METHODS
 
 

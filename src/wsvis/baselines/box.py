@@ -38,14 +38,16 @@ __all__ = [
     "RESOLUTIONS",
     "box_instances",
     "box_masks",
+    "box_motion_prior",
     "cut_source",
     "grabcut_mask",
     "grabcut_instances",
     "grabcut_refine",
 ]
 
-#: Mask refinements of pseudo-labels (``irn.infer.refine``) and predictions (``segment.predict.refine``);
-#: ``none`` is the papers' setting, ``grabcut`` is :func:`grabcut_refine`.
+#: Mask refinements of pseudo-labels (``irn.infer.refine``) and predictions (``segment.predict.refine``, which
+#: also has ``grabcut_flow``: :func:`grabcut_refine` with ``flow``); ``none`` is the papers' setting, ``grabcut``
+#: is :func:`grabcut_refine`.
 REFINEMENTS = ("none", "grabcut")
 #: Where a cut runs (module docstring, "Source resolution"): on the processing-size frame or the source frame.
 RESOLUTIONS = ("process", "source")
@@ -238,6 +240,47 @@ def grabcut_instances(
     return masks, np.asarray(classes, np.int64).reshape(-1)[order], np.ones(len(order), np.float32)
 
 
+def box_motion_prior(
+    flow: np.ndarray, box: np.ndarray, *, threshold: float = 1.0, ring: float = 0.25, quantile: float | None = None
+) -> np.ndarray | None:
+    """Pixels that move differently from a box's surroundings (the prior of the ``grabcut_flow`` cuts).
+
+    The STC pseudo-labels' ``stc.refine`` (:mod:`wsvis.stc.stage`, "Refinement") and the predictions'
+    ``segment.predict.refine`` (:func:`grabcut_refine` with ``flow``) start their cuts from it.
+
+    Args:
+        flow: (H, W, 2) float flow in pixels.
+        box: (4,) xyxy pixels (x2/y2 exclusive).
+        threshold: pixels; ||F(p) - median F(ring)|| above it is foreground.
+        ring: width of the surrounding ring as a fraction of the box's width / height
+            (at least 2 pixels), clipped to the frame.
+        quantile: percent (0-100) or None; the threshold is raised to this percentile
+            of the ring's own residuals ||F(q) - median F(ring)||, q in the ring
+            (:mod:`wsvis.stc.stage`, "Ring quantile"). None: ``threshold`` alone.
+
+    Returns:
+        (H, W) bool, or None when the ring has fewer than 20 pixels (a box
+        filling the frame has no surroundings).
+    """
+    flow = np.asarray(flow, np.float32)
+    h, w = flow.shape[:2]
+    inside = box_masks(np.asarray(box, np.float64)[None], (h, w))[0]
+    ys, xs = np.nonzero(inside)
+    if not len(ys):
+        return None
+    y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    my, mx = int(ring * (y2 - y1)) + 2, int(ring * (x2 - x1)) + 2
+    around = np.zeros((h, w), bool)
+    around[max(0, y1 - my) : min(h, y2 + my), max(0, x1 - mx) : min(w, x2 + mx)] = True
+    around &= ~inside
+    if around.sum() < 20:
+        return None
+    residual = np.linalg.norm(flow - np.median(flow[around], axis=0), axis=2)
+    if quantile is not None:
+        threshold = max(threshold, float(np.percentile(residual[around], quantile)))
+    return residual > threshold
+
+
 def grabcut_refine(
     image: np.ndarray,
     masks: np.ndarray,
@@ -247,6 +290,9 @@ def grabcut_refine(
     context: float | None = 0.5,
     source: np.ndarray | None = None,
     grow: int | None = None,
+    flow: np.ndarray | None = None,
+    ring_quantile: float | None = 90.0,
+    motion_keep: float = 0.5,
 ) -> np.ndarray:
     """Each instance mask re-cut by GrabCut started from it (a colour refinement of pseudo-labels).
 
@@ -265,6 +311,17 @@ def grabcut_refine(
     spread into background of the object's colours (a hedge behind a horse, a
     car's shadow, graffiti behind a cyclist); shedding is not bounded.
 
+    ``flow`` (ours; ``segment.predict.refine: grabcut_flow``) adds motion: the cut
+    starts from the mask's pixels that move differently from the surroundings of
+    the mask's box (:func:`box_motion_prior`, 1 px, a ring a quarter of the box
+    wide, its ``ring_quantile``), the rest of the mask as probable background. A
+    box-supervised mask fills concave background between an object's parts whose
+    colours match it (the dark water between blackswan's neck and back, which
+    GrabCut from the mask kept on half the frames); that background moves with its
+    surroundings. When the moving part holds less than ``motion_keep`` of the mask
+    (a slow or still object, a prior that cannot be read), the cut starts from the
+    whole mask as without flow.
+
     Args:
         image: (H, W, 3) uint8 RGB frame.
         masks: (K, H, W) bool instance masks of the frame.
@@ -272,13 +329,16 @@ def grabcut_refine(
         iterations, context, source: of :func:`grabcut_mask`.
         grow: pixels the cut may reach beyond its mask (>= 0; 0: it only sheds); None: anywhere in
             the grown box.
+        flow: optional (H, W, 2) float flow of the frame in pixels (gap 1, the image's size).
+        ring_quantile: ``quantile`` of :func:`box_motion_prior` (percent or None), with ``flow``.
+        motion_keep: fraction of the mask (0, 1] the moving part must hold to start the cut, with ``flow``.
 
     Returns:
         (K, H, W) bool refined masks, in the order of ``masks``.
 
     Raises:
-        ValueError: ``masks`` not (K, H, W) of the image's size; ``margin`` < 0;
-            those of :func:`grabcut_mask`.
+        ValueError: ``masks`` not (K, H, W) of the image's size; ``margin`` < 0; ``flow`` not
+            (H, W, 2); ``motion_keep`` outside (0, 1]; those of :func:`grabcut_mask`.
     """
     masks = np.asarray(masks, bool)
     h, w = np.asarray(image).shape[:2]
@@ -288,16 +348,25 @@ def grabcut_refine(
         raise ValueError(f"grabcut refine margin must be >= 0, got {margin}")
     if grow is not None and grow < 0:
         raise ValueError(f"grabcut refine grow must be >= 0 pixels or None, got {grow}")
+    if flow is not None and np.asarray(flow).shape != (h, w, 2):
+        raise ValueError(f"flow must be ({h}, {w}, 2) for a {h}x{w} image, got {np.asarray(flow).shape}")
+    if not 0 < motion_keep <= 1:
+        raise ValueError(f"grabcut refine motion_keep must be in (0, 1], got {motion_keep}")
     out = masks.copy()
     for k, mask in enumerate(masks):
         ys, xs = np.nonzero(mask)
         if len(ys) == 0:
             continue
         y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        start = mask
+        if flow is not None:
+            moving = box_motion_prior(flow, np.array([x1, y1, x2, y2], np.float64), quantile=ring_quantile)
+            if moving is not None and (mask & moving).sum() >= motion_keep * mask.sum():
+                start = mask & moving
         my, mx = margin * (y2 - y1), margin * (x2 - x1)
         box = np.array([max(0.0, x1 - mx), max(0.0, y1 - my), min(w, x2 + mx), min(h, y2 + my)])
         out[k] = grabcut_mask(
-            image, box, iterations=iterations, context=context, prior=mask, fallback=mask, source=source
+            image, box, iterations=iterations, context=context, prior=start, fallback=mask, source=source
         )
         if grow is not None:
             out[k] &= ndimage.binary_dilation(mask, iterations=grow) if grow else mask

@@ -68,8 +68,13 @@ from wsvis.models.tta import detect_hflip
 from wsvis.torchutil import resolve_device
 
 __all__ = [
-    "moving_detections", "suppress_contained", "predict_video", "write_video_predictions", "predictions_to_pseudo",
+    "PREDICT_REFINEMENTS", "moving_detections", "suppress_contained", "predict_video", "write_video_predictions",
+    "predictions_to_pseudo",
 ]
+
+#: ``segment.predict.refine`` values: those of the pseudo-labels (:data:`wsvis.baselines.box.REFINEMENTS`) and
+#: ``grabcut_flow``, the cut started from the mask's moving part (:func:`write_video_predictions`).
+PREDICT_REFINEMENTS = REFINEMENTS + ("grabcut_flow",)
 
 
 def moving_detections(
@@ -201,7 +206,8 @@ def predict_video(
         params: the stage's config, stored in attrs.
         progress: tqdm bar.
         refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``,
-            ``refine_grow``, ``refine_resolution``, ``source_images``, ``motion_filter``, ``motion_filter_flow``,
+            ``refine_grow``, ``refine_resolution``, ``refine_ring_quantile``, ``refine_motion_keep``,
+            ``source_images``, ``motion_filter``, ``motion_filter_flow``,
             ``flow_path``, ``iom_nms``, ``iom_nms_merge`` of :func:`write_video_predictions` (default: no
             refinement, no filter, no part suppression: the paper's).
 
@@ -252,6 +258,8 @@ def write_video_predictions(
     refine_iterations: int = 5,
     refine_grow: int | None = None,
     refine_resolution: str = "process",
+    refine_ring_quantile: float | None = 90.0,
+    refine_motion_keep: float = 0.5,
     source_images: Sequence[str | os.PathLike | None] | None = None,
     motion_filter: float | None = None,
     motion_filter_flow: float = 1.5,
@@ -278,13 +286,16 @@ def write_video_predictions(
             ``torch.get_num_threads()`` worker threads while the model detects in
             frame t + 1 (OpenCV releases the GIL; each cut seeds its thread's RNG,
             so the result does not depend on the threads); frames are written in order.
+            ``"grabcut_flow"`` (ours): the cut starts from the mask's pixels that move differently from the
+            surroundings of its box (:func:`wsvis.baselines.box.grabcut_refine` with the frame's flow,
+            ``refine_ring_quantile`` and ``refine_motion_keep`` its ``ring_quantile`` and ``motion_keep``).
         refine_resolution: ``process`` or ``source`` (:func:`wsvis.baselines.box.cut_source`):
             the cuts on the frame at its source resolution (``source_images``, one per frame).
         source_images: the T frames at their source resolution (ingest ``source_image``).
         motion_filter, motion_filter_flow: ``ratio`` and ``min_flow`` of :func:`moving_detections`
             (confident: score >= ``refine_score``); static detections are dropped before the cuts.
             None: no filter (the papers).
-        flow_path: the video's flow artifact (gap 1), needed by ``motion_filter``.
+        flow_path: the video's flow artifact (gap 1), needed by ``motion_filter`` and ``grabcut_flow``.
         iom_nms: ``threshold`` of :func:`suppress_contained` (score >= ``refine_score`` confident), on the
             cut masks (so with ``iom_nms_merge`` the union J counts is unchanged). None: no part suppression
             (the papers).
@@ -296,15 +307,17 @@ def write_video_predictions(
 
     Raises:
         ValueError: a frame whose size differs from the first one's (names the file);
-            ``refine`` not one of :data:`REFINEMENTS`; ``motion_filter`` without ``flow_path``,
+            ``refine`` not one of :data:`PREDICT_REFINEMENTS`; ``motion_filter`` or ``grabcut_flow`` without
+            ``flow_path``,
             or a flow artifact whose frames do not fit the video's.
     """
-    if refine not in REFINEMENTS:
-        raise ValueError(f"{out}: segment.predict.refine must be one of {REFINEMENTS}, got {refine!r}")
+    if refine not in PREDICT_REFINEMENTS:
+        raise ValueError(f"{out}: segment.predict.refine must be one of {PREDICT_REFINEMENTS}, got {refine!r}")
     forward = backward = None
-    if motion_filter is not None:
+    if motion_filter is not None or refine == "grabcut_flow":
         if flow_path is None:
-            raise ValueError(f"{out}: segment.predict.motion_filter needs the video's flow artifact")
+            key = "motion_filter" if motion_filter is not None else "refine: grabcut_flow"
+            raise ValueError(f"{out}: segment.predict.{key} needs the video's flow artifact")
         forward, backward = read_flow(flow_path, 1, "forward"), read_flow(flow_path, 1, "backward")
         if forward.shape[0] != max(len(images) - 1, 0):
             raise ValueError(f"{flow_path}: {forward.shape[0]} gap-1 flows for {len(images)} frames")
@@ -312,10 +325,14 @@ def write_video_predictions(
     size = tuple(int(s) for s in first.shape[1:])
     attrs = {**(attrs or {}), "refine": refine, "refine_score": refine_score, "refine_margin": refine_margin,
              "refine_iterations": refine_iterations, "refine_grow": refine_grow,
-             "refine_resolution": refine_resolution, "motion_filter": motion_filter, "motion_filter_flow": motion_filter_flow,
+             "refine_resolution": refine_resolution, "refine_ring_quantile": refine_ring_quantile,
+             "refine_motion_keep": refine_motion_keep, "motion_filter": motion_filter,
+             "motion_filter_flow": motion_filter_flow,
              "iom_nms": iom_nms, "iom_nms_merge": iom_nms_merge}
     workers = max(1, torch.get_num_threads())
     cut = dict(margin=refine_margin, iterations=refine_iterations, grow=refine_grow)
+    if refine == "grabcut_flow":
+        cut.update(ring_quantile=refine_ring_quantile, motion_keep=refine_motion_keep)
     part = None if iom_nms is None else dict(threshold=iom_nms, score_threshold=refine_score, merge=iom_nms_merge)
     with PredictionWriter(
         out, num_frames=len(images), frame_size=size, max_detections=max_detections, method=method,
@@ -329,22 +346,23 @@ def write_video_predictions(
             det = {k: v.cpu().numpy() for k, v in detect_frame(t, img).items()}
             masks, scores, labels, boxes = det["masks"] >= 0.5, det["scores"], det["labels"], det["boxes"]
             flow = None if forward is None else frame_flow(forward, backward, t, len(images))
-            if flow is not None and len(scores):
-                if tuple(flow.shape[:2]) != size:
-                    raise ValueError(f"{flow_path}: flow of size {tuple(flow.shape[:2])} for frames of {size}")
+            if flow is not None and tuple(flow.shape[:2]) != size:
+                raise ValueError(f"{flow_path}: flow of size {tuple(flow.shape[:2])} for frames of {size}")
+            if motion_filter is not None and flow is not None and len(scores):
                 keep = moving_detections(
                     masks, scores, residual_flow_magnitude(flow), ratio=motion_filter, min_flow=motion_filter_flow,
                     score_threshold=refine_score,
                 )
                 masks, scores, labels, boxes = masks[keep], scores[keep], labels[keep], boxes[keep]
-            confident = np.nonzero(scores >= refine_score)[0] if refine == "grabcut" else np.zeros(0, int)
+            confident = np.nonzero(scores >= refine_score)[0] if refine != "none" else np.zeros(0, int)
             if len(confident):
                 rgb = (img.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
                 src = cut_source(
                     refine_resolution, source_images[t] if source_images else None,
                     key="segment.predict.refine_resolution",
                 )
-                masks_future = pool.submit(_refine_confident, rgb, masks, confident, {**cut, "source": src})
+                motion = {"flow": flow} if refine == "grabcut_flow" else {}
+                masks_future = pool.submit(_refine_confident, rgb, masks, confident, {**cut, "source": src, **motion})
             else:  # nothing to cut: no hop through the pool
                 masks_future = Future()
                 masks_future.set_result(masks)

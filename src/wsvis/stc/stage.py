@@ -53,57 +53,19 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from wsvis.baselines.box import box_masks, cut_source, grabcut_mask
+from wsvis.baselines.box import box_masks, box_motion_prior, cut_source, grabcut_mask
 from wsvis.depth.stage import read_depth
 from wsvis.flow.stage import frame_flow, read_flow
 from wsvis.io.images import read_image
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.stc.mini_network import SIGNALS, MiniNetwork, stc_pseudo_mask
 
-__all__ = ["box_motion_prior", "compute_video_stc", "REFINEMENTS"]
+__all__ = ["compute_video_stc", "REFINEMENTS"]
 
 #: ``stc.refine`` values (module docstring): the paper's M ∩ box, or GrabCut from a flow prior.
 REFINEMENTS = ("none", "grabcut_flow")
 
 log = logging.getLogger(__name__)
-
-
-def box_motion_prior(
-    flow: np.ndarray, box: np.ndarray, *, threshold: float = 1.0, ring: float = 0.25, quantile: float | None = None
-) -> np.ndarray | None:
-    """Pixels that move differently from a box's surroundings (the ``grabcut_flow`` prior).
-
-    Args:
-        flow: (H, W, 2) float flow in pixels.
-        box: (4,) xyxy pixels (x2/y2 exclusive).
-        threshold: pixels; ||F(p) - median F(ring)|| above it is foreground.
-        ring: width of the surrounding ring as a fraction of the box's width / height
-            (at least 2 pixels), clipped to the frame.
-        quantile: percent (0-100) or None; the threshold is raised to this percentile
-            of the ring's own residuals ||F(q) - median F(ring)||, q in the ring
-            (module docstring, "Ring quantile"). None: ``threshold`` alone.
-
-    Returns:
-        (H, W) bool, or None when the ring has fewer than 20 pixels (a box
-        filling the frame has no surroundings).
-    """
-    flow = np.asarray(flow, np.float32)
-    h, w = flow.shape[:2]
-    inside = box_masks(np.asarray(box, np.float64)[None], (h, w))[0]
-    ys, xs = np.nonzero(inside)
-    if not len(ys):
-        return None
-    y1, y2, x1, x2 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    my, mx = int(ring * (y2 - y1)) + 2, int(ring * (x2 - x1)) + 2
-    around = np.zeros((h, w), bool)
-    around[max(0, y1 - my) : min(h, y2 + my), max(0, x1 - mx) : min(w, x2 + mx)] = True
-    around &= ~inside
-    if around.sum() < 20:
-        return None
-    residual = np.linalg.norm(flow - np.median(flow[around], axis=0), axis=2)
-    if quantile is not None:
-        threshold = max(threshold, float(np.percentile(residual[around], quantile)))
-    return residual > threshold
 
 
 def compute_video_stc(
