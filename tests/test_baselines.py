@@ -389,7 +389,7 @@ def test_prediction_refine_grabcut_flow_reads_the_flow_and_sheds_the_concavity(t
 
     plain, _ = run("grabcut")
     moved, attrs = run("grabcut_flow", flow_path=str(tmp_path / "flow.zarr"))
-    assert attrs["refine"] == "grabcut_flow" and attrs["refine_ring_quantile"] == 90.0
+    assert attrs["refine"] == "grabcut_flow" and attrs["refine_ring_quantile"] is None
     assert attrs["refine_motion_keep"] == 0.5 and attrs["motion_filter"] is None  # the flow read, nothing dropped
     for p, m in zip(plain, moved):  # frame 1 reads the backward flow: the same motion against the ground
         assert (p & hole).sum() > 0.9 * hole.sum()

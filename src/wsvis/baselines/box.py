@@ -291,7 +291,7 @@ def grabcut_refine(
     source: np.ndarray | None = None,
     grow: int | None = None,
     flow: np.ndarray | None = None,
-    ring_quantile: float | None = 90.0,
+    ring_quantile: float | None = None,
     motion_keep: float = 0.5,
 ) -> np.ndarray:
     """Each instance mask re-cut by GrabCut started from it (a colour refinement of pseudo-labels).

@@ -258,7 +258,7 @@ def write_video_predictions(
     refine_iterations: int = 5,
     refine_grow: int | None = None,
     refine_resolution: str = "process",
-    refine_ring_quantile: float | None = 90.0,
+    refine_ring_quantile: float | None = None,
     refine_motion_keep: float = 0.5,
     source_images: Sequence[str | os.PathLike | None] | None = None,
     motion_filter: float | None = None,
