@@ -220,6 +220,29 @@ def test_grabcut_refine_with_flow_sheds_the_still_background_its_mask_fills():
         grabcut_refine(img, mask[None], flow=flow, motion_keep=0.0)
 
 
+def test_grabcut_refine_min_keep_rejects_a_cut_that_collapses_onto_one_colour():
+    """A white shirt over a red bike in front of a red ground: GrabCut keeps the shirt alone (480 of the
+    mask's 1760 px, 0.27); min_keep above that keeps the mask, below it the cut."""
+    rng = np.random.default_rng(0)
+    img = np.full((H, W, 3), (200, 40, 40), np.int64)
+    img[:, :20] = (40, 160, 40)
+    shirt = np.zeros((H, W), bool)
+    shirt[24:44, 52:76] = True
+    bike = np.zeros((H, W), bool)
+    bike[44:76, 44:84] = True
+    img[shirt] = 235
+    img[bike] = (190, 50, 45)
+    img = np.clip(img + rng.integers(-10, 11, img.shape), 0, 255).astype(np.uint8)
+    mask = shirt | bike
+    cut = grabcut_refine(img, mask[None], grow=2)[0]
+    np.testing.assert_array_equal(cut, shirt)  # the collapse (min_keep 0: kept, it is not empty)
+    np.testing.assert_array_equal(grabcut_refine(img, mask[None], grow=2, min_keep=0.5)[0], mask)
+    np.testing.assert_array_equal(grabcut_refine(img, mask[None], grow=2, min_keep=0.25)[0], shirt)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="min_keep"):
+            grabcut_refine(img, mask[None], min_keep=bad)
+
+
 def test_grabcut_at_source_resolution_scales_box_and_prior_and_comes_back_by_area(monkeypatch, tmp_path):
     """``source``: the cut runs on the larger frame with the box and prior scaled; its result is
     area-averaged back (a source pixel block counts where at least half of it is foreground)."""
@@ -390,7 +413,8 @@ def test_prediction_refine_grabcut_flow_reads_the_flow_and_sheds_the_concavity(t
     plain, _ = run("grabcut")
     moved, attrs = run("grabcut_flow", flow_path=str(tmp_path / "flow.zarr"))
     assert attrs["refine"] == "grabcut_flow" and attrs["refine_ring_quantile"] is None
-    assert attrs["refine_motion_keep"] == 0.5 and attrs["motion_filter"] is None  # the flow read, nothing dropped
+    assert attrs["refine_motion_keep"] == 0.5 and attrs["refine_min_keep"] == 0.0
+    assert attrs["motion_filter"] is None  # the flow read, nothing dropped
     for p, m in zip(plain, moved):  # frame 1 reads the backward flow: the same motion against the ground
         assert (p & hole).sum() > 0.9 * hole.sum()
         assert not (m & hole).any() and region_similarity(m, obj) > 0.98

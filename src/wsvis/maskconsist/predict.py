@@ -207,7 +207,7 @@ def predict_video(
         progress: tqdm bar.
         refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``,
             ``refine_grow``, ``refine_resolution``, ``refine_ring_quantile``, ``refine_motion_keep``,
-            ``source_images``, ``motion_filter``, ``motion_filter_flow``,
+            ``refine_min_keep``, ``source_images``, ``motion_filter``, ``motion_filter_flow``,
             ``flow_path``, ``iom_nms``, ``iom_nms_merge`` of :func:`write_video_predictions` (default: no
             refinement, no filter, no part suppression: the paper's).
 
@@ -260,6 +260,7 @@ def write_video_predictions(
     refine_resolution: str = "process",
     refine_ring_quantile: float | None = None,
     refine_motion_keep: float = 0.5,
+    refine_min_keep: float = 0.0,
     source_images: Sequence[str | os.PathLike | None] | None = None,
     motion_filter: float | None = None,
     motion_filter_flow: float = 1.5,
@@ -289,6 +290,8 @@ def write_video_predictions(
             ``"grabcut_flow"`` (ours): the cut starts from the mask's pixels that move differently from the
             surroundings of its box (:func:`wsvis.baselines.box.grabcut_refine` with the frame's flow,
             ``refine_ring_quantile`` and ``refine_motion_keep`` its ``ring_quantile`` and ``motion_keep``).
+            ``refine_min_keep``: its ``min_keep`` (either cut; ours): a cut keeping less than that fraction of
+            its mask leaves the mask (0: only an empty cut does).
         refine_resolution: ``process`` or ``source`` (:func:`wsvis.baselines.box.cut_source`):
             the cuts on the frame at its source resolution (``source_images``, one per frame).
         source_images: the T frames at their source resolution (ingest ``source_image``).
@@ -326,11 +329,12 @@ def write_video_predictions(
     attrs = {**(attrs or {}), "refine": refine, "refine_score": refine_score, "refine_margin": refine_margin,
              "refine_iterations": refine_iterations, "refine_grow": refine_grow,
              "refine_resolution": refine_resolution, "refine_ring_quantile": refine_ring_quantile,
-             "refine_motion_keep": refine_motion_keep, "motion_filter": motion_filter,
+             "refine_motion_keep": refine_motion_keep, "refine_min_keep": refine_min_keep,
+             "motion_filter": motion_filter,
              "motion_filter_flow": motion_filter_flow,
              "iom_nms": iom_nms, "iom_nms_merge": iom_nms_merge}
     workers = max(1, torch.get_num_threads())
-    cut = dict(margin=refine_margin, iterations=refine_iterations, grow=refine_grow)
+    cut = dict(margin=refine_margin, iterations=refine_iterations, grow=refine_grow, min_keep=refine_min_keep)
     if refine == "grabcut_flow":
         cut.update(ring_quantile=refine_ring_quantile, motion_keep=refine_motion_keep)
     part = None if iom_nms is None else dict(threshold=iom_nms, score_threshold=refine_score, merge=iom_nms_merge)
