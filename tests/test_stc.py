@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from wsvis.baselines.box import box_masks
+from wsvis.baselines.box import box_masks, box_motion_prior
 from wsvis.flow.stage import compute_video_flow
 from wsvis.io.pseudo import read_pseudo
 from wsvis.io.store import open_artifact
 from wsvis.stc import MiniNetwork, contextual_similarity, stc_pseudo_mask
-from wsvis.stc.stage import box_motion_prior, compute_video_stc
+from wsvis.stc.stage import compute_video_stc
 
 
 def test_similarity_is_one_on_constant_input():
