@@ -220,9 +220,8 @@ def test_grabcut_refine_with_flow_sheds_the_still_background_its_mask_fills():
         grabcut_refine(img, mask[None], flow=flow, motion_keep=0.0)
 
 
-def test_grabcut_refine_min_keep_rejects_a_cut_that_collapses_onto_one_colour():
-    """A white shirt over a red bike in front of a red ground: GrabCut keeps the shirt alone (480 of the
-    mask's 1760 px, 0.27); min_keep above that keeps the mask, below it the cut."""
+def _collapse_frame():
+    """A white shirt over a red bike in front of a red ground (bmx-trees' rider against graffiti)."""
     rng = np.random.default_rng(0)
     img = np.full((H, W, 3), (200, 40, 40), np.int64)
     img[:, :20] = (40, 160, 40)
@@ -232,7 +231,13 @@ def test_grabcut_refine_min_keep_rejects_a_cut_that_collapses_onto_one_colour():
     bike[44:76, 44:84] = True
     img[shirt] = 235
     img[bike] = (190, 50, 45)
-    img = np.clip(img + rng.integers(-10, 11, img.shape), 0, 255).astype(np.uint8)
+    return np.clip(img + rng.integers(-10, 11, img.shape), 0, 255).astype(np.uint8), shirt, bike
+
+
+def test_grabcut_refine_min_keep_rejects_a_cut_that_collapses_onto_one_colour():
+    """GrabCut keeps the shirt alone (480 of the mask's 1760 px, 0.27); min_keep above that keeps the mask,
+    below it the cut."""
+    img, shirt, bike = _collapse_frame()
     mask = shirt | bike
     cut = grabcut_refine(img, mask[None], grow=2)[0]
     np.testing.assert_array_equal(cut, shirt)  # the collapse (min_keep 0: kept, it is not empty)
@@ -420,6 +425,35 @@ def test_prediction_refine_grabcut_flow_reads_the_flow_and_sheds_the_concavity(t
         assert not (m & hole).any() and region_similarity(m, obj) > 0.98
     with pytest.raises(ValueError, match="refine: grabcut_flow needs"):
         run("grabcut_flow")
+
+
+def test_prediction_refine_min_keep_keeps_the_mask_whose_cut_collapses(tmp_path):
+    """segment.predict.refine_min_keep reaches the cut: 0 writes the collapsed cut, 0.5 the model's mask."""
+    import cv2
+    import torch
+
+    from wsvis.io.predictions import frame_predictions, read_predictions
+    from wsvis.maskconsist.predict import write_video_predictions
+
+    img, shirt, bike = _collapse_frame()
+    path = str(tmp_path / "00000.png")
+    cv2.imwrite(path, img[..., ::-1])
+
+    def detect(t, image):
+        return {"masks": torch.from_numpy((shirt | bike)[None]).float(), "scores": torch.tensor([0.9]),
+                "labels": torch.tensor([1]), "boxes": torch.tensor([[44.0, 24.0, 84.0, 76.0]])}
+
+    def run(min_keep):
+        out = write_video_predictions([path], tmp_path / f"{min_keep}.zarr", detect, method="m", categories=["a"],
+                                      max_detections=1, refine="grabcut", refine_grow=2, refine_min_keep=min_keep,
+                                      progress=False)
+        group, attrs = read_predictions(out)
+        return frame_predictions(group, 0)[0][0], attrs["refine_min_keep"]
+
+    np.testing.assert_array_equal(run(0.0)[0], shirt)
+    kept, attr = run(0.5)
+    np.testing.assert_array_equal(kept, shirt | bike)
+    assert attr == 0.5
 
 
 def test_prediction_refine_in_worker_threads_keeps_frame_order_and_results(tmp_path):

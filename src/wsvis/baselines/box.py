@@ -327,7 +327,7 @@ def grabcut_refine(
     less than that fraction of its mask's pixels leaves the mask unchanged (0: only an empty cut
     does). GrabCut collapses onto one colour of a many-coloured object whose other colours its
     background holds (bmx-trees' rider in front of graffiti: the white shirt kept, the red bike and
-    the legs lost, on 45 of its 80 frames).
+    the legs lost from boxinst_flow's masks on 45 of its 80 frames).
 
     Args:
         image: (H, W, 3) uint8 RGB frame.
