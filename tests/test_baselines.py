@@ -220,6 +220,43 @@ def test_grabcut_refine_with_flow_sheds_the_still_background_its_mask_fills():
         grabcut_refine(img, mask[None], flow=flow, motion_keep=0.0)
 
 
+def _bled_flow(obj, hole):
+    """Gap-1 flows of a two-frame video whose L (``obj``) moves 4 px right over a still ground, as DIS reads
+    them: the forward flow carries the L's motion into the still concavity beside it (the sand between
+    horsejump-high's legs); the backward flow, from the next frame, holds it on the moved L alone."""
+    forward = np.zeros((1, H, W, 2), np.float32)
+    forward[0][obj | hole] = (4.0, 0.0)
+    backward = np.zeros((1, H, W, 2), np.float32)
+    backward[0][np.roll(obj, 4, axis=1)] = (-4.0, 0.0)
+    return forward, backward
+
+
+def test_fb_check_drops_the_flow_bled_into_the_still_concavity():
+    """The forward-backward check flags the concavity (4 px out, 0 back: |F + B~|^2 = 16 > 0.01 * 16 + 0.5), not
+    the L (4 out, -4 back). Without it the whole mask moves and the cut keeps the concavity, as GrabCut from the
+    mask does; with it (``unreliable``) the cut starts from the L and keeps the L alone."""
+    from wsvis.flow.ops import fb_consistency
+    from wsvis.flow.stage import frame_flow_unreliable
+
+    img, obj, hole = _concave_frame()
+    forward, backward = _bled_flow(obj, hole)
+    unreliable = frame_flow_unreliable(forward, backward, 0, 2)
+    assert unreliable[hole].all() and not unreliable[obj].any()
+    # The last frame is checked on its own grid: its flow back against the flow forward to it.
+    np.testing.assert_array_equal(frame_flow_unreliable(forward, backward, 1, 2), fb_consistency(backward[0], forward[0]))
+    assert frame_flow_unreliable(forward[:0], backward[:0], 0, 1) is None
+    mask = obj | hole
+    plain = grabcut_refine(img, mask[None], margin=0.5)[0]
+    assert (plain & hole).sum() > 0.9 * hole.sum()
+    np.testing.assert_array_equal(grabcut_refine(img, mask[None], margin=0.5, flow=forward[0])[0], plain)
+    checked = grabcut_refine(img, mask[None], margin=0.5, flow=forward[0], unreliable=unreliable)[0]
+    assert not (checked & hole).any() and region_similarity(checked, obj) > 0.98
+    with pytest.raises(ValueError, match="unreliable must be"):
+        grabcut_refine(img, mask[None], flow=forward[0], unreliable=unreliable[:10])
+    with pytest.raises(ValueError, match="without flow"):
+        grabcut_refine(img, mask[None], unreliable=unreliable)
+
+
 def _collapse_frame():
     """A white shirt over a red bike in front of a red ground (bmx-trees' rider against graffiti)."""
     rng = np.random.default_rng(0)
@@ -425,6 +462,43 @@ def test_prediction_refine_grabcut_flow_reads_the_flow_and_sheds_the_concavity(t
         assert not (m & hole).any() and region_similarity(m, obj) > 0.98
     with pytest.raises(ValueError, match="refine: grabcut_flow needs"):
         run("grabcut_flow")
+
+
+def test_prediction_refine_fb_check_reaches_the_cut(tmp_path):
+    """segment.predict.refine_fb_check: the predictions' grabcut_flow cut drops the flow that fails the
+    forward-backward check (frame 0 of the bled flow of ``_bled_flow``)."""
+    import cv2
+    import torch
+
+    from wsvis.io.predictions import frame_predictions, read_predictions
+    from wsvis.io.store import ArtifactWriter
+    from wsvis.maskconsist.predict import write_video_predictions
+
+    img, obj, hole = _concave_frame()
+    paths = [str(tmp_path / f"{t:05d}.png") for t in range(2)]
+    for p in paths:
+        cv2.imwrite(p, img[..., ::-1])
+    forward, backward = _bled_flow(obj, hole)
+    with ArtifactWriter(tmp_path / "flow.zarr", stage="flow", frame_size=(H, W),
+                        attrs={"gaps": [1], "num_frames": 2}) as wr:
+        wr.write_array("gap_1/forward", forward.astype(np.float16))
+        wr.write_array("gap_1/backward", backward.astype(np.float16))
+
+    def detect(t, image):
+        return {"masks": torch.from_numpy((obj | hole)[None]).float(), "scores": torch.tensor([0.9]),
+                "labels": torch.tensor([1]), "boxes": torch.tensor([[36.0, 24.0, 92.0, 72.0]])}
+
+    def run(check):
+        out = write_video_predictions(paths, tmp_path / f"{check}.zarr", detect, method="m", categories=["a"],
+                                      max_detections=1, refine="grabcut_flow", refine_margin=0.5,
+                                      refine_fb_check=check, flow_path=str(tmp_path / "flow.zarr"), progress=False)
+        group, attrs = read_predictions(out)
+        return frame_predictions(group, 0)[0][0], attrs["refine_fb_check"]
+
+    bled, attr = run(False)
+    assert (bled & hole).sum() > 0.9 * hole.sum() and attr is False
+    checked, attr = run(True)
+    assert not (checked & hole).any() and region_similarity(checked, obj) > 0.98 and attr is True
 
 
 def test_prediction_refine_min_keep_keeps_the_mask_whose_cut_collapses(tmp_path):

@@ -294,6 +294,7 @@ def grabcut_refine(
     ring_quantile: float | None = None,
     motion_keep: float = 0.5,
     min_keep: float = 0.0,
+    unreliable: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each instance mask re-cut by GrabCut started from it (a colour refinement of pseudo-labels).
 
@@ -323,6 +324,12 @@ def grabcut_refine(
     (a slow or still object, a prior that cannot be read), the cut starts from the
     whole mask as without flow.
 
+    ``unreliable`` (ours; ``segment.predict.refine_fb_check``), with ``flow``: pixels whose flow fails
+    the forward-backward check (:func:`wsvis.flow.stage.frame_flow_unreliable`) do not count as
+    moving. DIS carries a moving object's flow into textureless background beside it (the sand
+    between horsejump-high's legs, which the prior called moving on 96-98 % of the mask); the
+    return flow does not confirm it there.
+
     ``min_keep`` (ours; ``segment.predict.refine_min_keep``) rejects a collapsed cut: one that keeps
     less than that fraction of its mask's pixels leaves the mask unchanged (0: only an empty cut
     does). GrabCut collapses onto one colour of a many-coloured object whose other colours its
@@ -340,6 +347,7 @@ def grabcut_refine(
         ring_quantile: ``quantile`` of :func:`box_motion_prior` (percent or None), with ``flow``.
         motion_keep: fraction of the mask (0, 1] the moving part must hold to start the cut, with ``flow``.
         min_keep: fraction of the mask [0, 1) a cut must keep (``|cut & mask| / |mask|``) to replace it.
+        unreliable: optional (H, W) bool, pixels whose flow is not to be trusted, with ``flow``.
 
     Returns:
         (K, H, W) bool refined masks, in the order of ``masks``.
@@ -347,7 +355,7 @@ def grabcut_refine(
     Raises:
         ValueError: ``masks`` not (K, H, W) of the image's size; ``margin`` < 0; ``flow`` not
             (H, W, 2); ``motion_keep`` outside (0, 1]; ``min_keep`` outside [0, 1); those of
-            :func:`grabcut_mask`.
+            :func:`grabcut_mask`; ``unreliable`` not (H, W) or given without ``flow``.
     """
     masks = np.asarray(masks, bool)
     h, w = np.asarray(image).shape[:2]
@@ -359,6 +367,9 @@ def grabcut_refine(
         raise ValueError(f"grabcut refine grow must be >= 0 pixels or None, got {grow}")
     if flow is not None and np.asarray(flow).shape != (h, w, 2):
         raise ValueError(f"flow must be ({h}, {w}, 2) for a {h}x{w} image, got {np.asarray(flow).shape}")
+    if unreliable is not None and (flow is None or np.asarray(unreliable).shape != (h, w)):
+        raise ValueError(f"unreliable must be ({h}, {w}) bool beside a flow, got {np.asarray(unreliable).shape}"
+                         f"{'' if flow is not None else ' without flow'}")
     if not 0 < motion_keep <= 1:
         raise ValueError(f"grabcut refine motion_keep must be in (0, 1], got {motion_keep}")
     if not 0 <= min_keep < 1:
@@ -372,6 +383,8 @@ def grabcut_refine(
         start = mask
         if flow is not None:
             moving = box_motion_prior(flow, np.array([x1, y1, x2, y2], np.float64), quantile=ring_quantile)
+            if moving is not None and unreliable is not None:
+                moving &= ~np.asarray(unreliable, bool)
             if moving is not None and (mask & moving).sum() >= motion_keep * mask.sum():
                 start = mask & moving
         my, mx = margin * (y2 - y1), margin * (x2 - x1)

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from wsvis.io.images import FrameError, read_image
 from wsvis.io.store import DEFAULT_COMPRESSOR, ArtifactWriter, BackgroundWriter, open_artifact
 
-__all__ = ["compute_video_flow", "read_flow", "frame_flow", "INDEX_CONVENTION", "WRITE_QUEUE"]
+__all__ = ["compute_video_flow", "read_flow", "frame_flow", "frame_flow_unreliable", "INDEX_CONVENTION", "WRITE_QUEUE"]
 
 #: Flow fields that may wait for the background writer of
 #: :func:`compute_video_flow` (a few, so that a slow write does not stall
@@ -226,3 +226,29 @@ def frame_flow(forward, backward, t: int, num_frames: int, *, negate_backward: b
         return None
     f = np.asarray(backward[num_frames - 2], np.float32)
     return -f if negate_backward else f
+
+
+def frame_flow_unreliable(forward, backward, t: int, num_frames: int) -> np.ndarray | None:
+    """Pixels of frame t whose gap-1 flow fails the forward-backward check (:func:`wsvis.flow.ops.fb_consistency`).
+
+    Frame t < T-1 is checked with ``forward[t]`` against ``backward[t]``; the last frame with
+    ``backward[T-2]`` (its flow back to T-2) against ``forward[T-2]``, so every frame is checked on
+    its own grid. Occluded, disoccluded and out-of-view pixels fail, and so do pixels where DIS
+    carries a moving object's flow into textureless background beside it (the sand between a
+    horse's legs), which the return check does not confirm.
+
+    Args:
+        forward, backward: the gap-1 arrays of a flow artifact (:func:`read_flow`), (T-1, H, W, 2) pixels.
+        t: frame index, 0 <= t < num_frames.
+        num_frames: T.
+
+    Returns:
+        (H, W) bool, True = unreliable; None for a one-frame video.
+    """
+    from wsvis.flow.ops import fb_consistency  # torch is imported there; the flow stage's readers do not need it
+
+    if num_frames < 2:
+        return None
+    if t < num_frames - 1:
+        return fb_consistency(np.asarray(forward[t], np.float32), np.asarray(backward[t], np.float32))
+    return fb_consistency(np.asarray(backward[t - 1], np.float32), np.asarray(forward[t - 1], np.float32))

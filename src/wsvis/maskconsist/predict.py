@@ -58,7 +58,7 @@ from tqdm import tqdm
 
 from wsvis.baselines.box import REFINEMENTS, cut_source, grabcut_refine
 from wsvis.baselines.motion import residual_flow_magnitude
-from wsvis.flow.stage import frame_flow, read_flow
+from wsvis.flow.stage import frame_flow, frame_flow_unreliable, read_flow
 from wsvis.io.predictions import PredictionWriter, frame_predictions, fuse_instances, read_predictions
 from wsvis.io.pseudo import PseudoLabelWriter
 from wsvis.maskconsist.matching import iom, iom_nms
@@ -207,7 +207,7 @@ def predict_video(
         progress: tqdm bar.
         refine_options: ``refine``, ``refine_score``, ``refine_margin``, ``refine_iterations``,
             ``refine_grow``, ``refine_resolution``, ``refine_ring_quantile``, ``refine_motion_keep``,
-            ``refine_min_keep``, ``source_images``, ``motion_filter``, ``motion_filter_flow``,
+            ``refine_min_keep``, ``refine_fb_check``, ``source_images``, ``motion_filter``, ``motion_filter_flow``,
             ``flow_path``, ``iom_nms``, ``iom_nms_merge`` of :func:`write_video_predictions` (default: no
             refinement, no filter, no part suppression: the paper's).
 
@@ -261,6 +261,7 @@ def write_video_predictions(
     refine_ring_quantile: float | None = None,
     refine_motion_keep: float = 0.5,
     refine_min_keep: float = 0.0,
+    refine_fb_check: bool = False,
     source_images: Sequence[str | os.PathLike | None] | None = None,
     motion_filter: float | None = None,
     motion_filter_flow: float = 1.5,
@@ -291,7 +292,9 @@ def write_video_predictions(
             surroundings of its box (:func:`wsvis.baselines.box.grabcut_refine` with the frame's flow,
             ``refine_ring_quantile`` and ``refine_motion_keep`` its ``ring_quantile`` and ``motion_keep``).
             ``refine_min_keep``: its ``min_keep`` (either cut; ours): a cut keeping less than that fraction of
-            its mask leaves the mask (0: only an empty cut does).
+            its mask leaves the mask (0: only an empty cut does). ``refine_fb_check`` (``grabcut_flow``; ours):
+            pixels whose flow fails the forward-backward check do not count as moving
+            (:func:`wsvis.flow.stage.frame_flow_unreliable`, ``grabcut_refine``'s ``unreliable``).
         refine_resolution: ``process`` or ``source`` (:func:`wsvis.baselines.box.cut_source`):
             the cuts on the frame at its source resolution (``source_images``, one per frame).
         source_images: the T frames at their source resolution (ingest ``source_image``).
@@ -330,7 +333,7 @@ def write_video_predictions(
              "refine_iterations": refine_iterations, "refine_grow": refine_grow,
              "refine_resolution": refine_resolution, "refine_ring_quantile": refine_ring_quantile,
              "refine_motion_keep": refine_motion_keep, "refine_min_keep": refine_min_keep,
-             "motion_filter": motion_filter,
+             "refine_fb_check": bool(refine_fb_check), "motion_filter": motion_filter,
              "motion_filter_flow": motion_filter_flow,
              "iom_nms": iom_nms, "iom_nms_merge": iom_nms_merge}
     workers = max(1, torch.get_num_threads())
@@ -366,6 +369,8 @@ def write_video_predictions(
                     key="segment.predict.refine_resolution",
                 )
                 motion = {"flow": flow} if refine == "grabcut_flow" else {}
+                if motion and refine_fb_check and flow is not None:
+                    motion["unreliable"] = frame_flow_unreliable(forward, backward, t, len(images))
                 masks_future = pool.submit(_refine_confident, rgb, masks, confident, {**cut, "source": src, **motion})
             else:  # nothing to cut: no hop through the pool
                 masks_future = Future()
