@@ -187,6 +187,49 @@ def test_two_runs_give_identical_weights(clip, tmp_path):
     assert_two_runs_identical(lambda d: train_condinst([frames], [boxes], [classes], tmp_path / d, **kw))
 
 
+def test_multi_scale_training_resizes_frames_flows_and_targets_together(clip, tmp_path, monkeypatch):
+    """scales (0.5, 1.0): each iteration one size for its frames and flow images, the boxes and the
+    pairwise terms on that grid; prediction at min_size; a resumed run ends where an uninterrupted one does."""
+    import wsvis.boxsup.train as bt
+
+    frames, boxes, classes, flow, _ = clip
+    seen, losses = [], bt.box_mask_losses
+
+    def spy(method, masks, images, **kw):
+        size = tuple(masks["image_list"].image_sizes[0])
+        seen.append(size)
+        scale = size[0] / 54
+        for t in masks["targets"]:  # the boxes were resized with the frames (torchvision's transform)
+            assert float(t["boxes"][:, 2:].max()) <= 96 * scale + 1e-3
+        if kw.get("flows") is not None:
+            assert len(kw["flows"]) == len(images)
+        return losses(method, masks, images, **kw)
+
+    monkeypatch.setattr(bt, "box_mask_losses", spy)
+    kw = dict(method="boxinst_flow", categories=CATEGORIES, flow_paths=[flow], **TINY,
+              **{**SCHEDULE, "iterations": 6, "scales": (0.5, 1.0)})
+    full = train_condinst([frames], [boxes], [classes], tmp_path / "full", **kw)
+    assert set(seen) == {(27, 48), (54, 96)}  # both factors drawn, frames and flows alike (else encode raises)
+    model, meta = load_condinst(full)
+    assert (meta["min_size"], meta["max_size"]) == (54, 96)
+    assert model.fcos.transform.min_size == (54,) and model.fcos.transform.max_size == 96
+    train_condinst([frames], [boxes], [classes], tmp_path / "part", max_iterations=2, **kw)
+    resumed = train_condinst([frames], [boxes], [classes], tmp_path / "part", **kw)
+    a, b = torch.load(full, weights_only=True), torch.load(resumed, weights_only=True)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    # Drawing a factor leaves the frames and flips drawn as before: factors all 1.0 give one size's weights.
+    one = dict(kw, scales=(1.0,), iterations=2)
+    a = torch.load(train_condinst([frames], [boxes], [classes], tmp_path / "one", **one), weights_only=True)
+    b = torch.load(train_condinst([frames], [boxes], [classes], tmp_path / "ones", **dict(one, scales=(1.0, 1.0))),
+                   weights_only=True)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for bad in ((), (0.8, 0.0)):
+        with pytest.raises(ValueError, match="scales"):
+            train_condinst([frames], [boxes], [classes], tmp_path / "bad", **dict(kw, scales=bad))
+
+
 def test_stcseg_trains_on_stc_pseudo_labels(clip, tmp_path):
     frames, boxes, classes, flow, pseudo = clip
     train_condinst([frames], [boxes], [classes], tmp_path / "s", method="stcseg", categories=CATEGORIES,

@@ -36,6 +36,13 @@ uninterrupted one (CPU). The training runs inside
 :func:`wsvis.torchutil.deterministic_run` (deterministic CPU algorithms), so two
 CPU runs with the same seed and thread count end with bit-identical weights.
 
+Augmentation: the flips, and with ``scales`` of more than one factor, multi-scale
+training: iteration ``it`` also draws one factor s from ``(seed, it)`` and the
+model resizes that iteration's frames and flow images to s x ``min_size`` /
+``max_size`` (CondInst and BoxInst train at shorter sides 640-800 and test at
+800: factors 0.8-1.0; STC-Seg names flips alone). Boxes, STC maps and the
+pairwise colours follow the resized input (``image_list.image_sizes``).
+
 Schedule (STC-Seg §IV-D, BoxInst): SGD with momentum, linear warm-up over
 ``warmup_iters`` from ``warmup_factor`` x ``base_lr``, then x ``gamma`` at
 each of ``steps`` (fractions of ``iterations``); weight decay on every
@@ -114,6 +121,13 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     decay = [p for p in model.parameters() if p.requires_grad and id(p) not in norm_ids]
     no_decay = [p for p in model.parameters() if p.requires_grad and id(p) in norm_ids]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _set_input_size(model: CondInst, scale: float, min_size: int, max_size: int) -> None:
+    """Resize the model's inputs to ``scale`` x (``min_size``, ``max_size``) from its next forward on.
+    One size for the frames and their flow images (the transform resizes each call's batch alike)."""
+    model.fcos.transform.min_size = (max(32, int(round(scale * min_size))),)
+    model.fcos.transform.max_size = max(32, int(round(scale * max_size)))
 
 
 def _grid(x: torch.Tensor, in_size: tuple[int, int], padded: tuple[int, int], mode: str) -> torch.Tensor:
@@ -312,6 +326,7 @@ def train_condinst(
     warmup_iters: int = 1000,
     warmup_factor: float = 0.001,
     hflip: bool = True,
+    scales: Sequence[float] = (1.0,),
     clip_grad_norm: float | None = None,
     seed: int = 0,
     checkpoint_every: int = 1000,
@@ -342,6 +357,9 @@ def train_condinst(
         iterations, batch_size, base_lr, momentum, weight_decay, steps, gamma, warmup_iters,
             warmup_factor: the schedule (module docstring).
         hflip: random left-right flips.
+        scales: multi-scale training (module docstring, "Augmentation"): each iteration resizes its
+            frames to ``s * min_size`` / ``s * max_size`` for one ``s`` drawn from these factors (> 0);
+            ``(1.0,)``, one size (STC-Seg), draws nothing. Prediction runs at ``min_size`` / ``max_size``.
         clip_grad_norm: clip the gradients' total norm to this (None: off, as the papers). The
             dynamic mask head's logits can diverge at small batches; a CPU demo needs it.
         seed, checkpoint_every, log_every, device, max_iterations, progress: as
@@ -352,10 +370,14 @@ def train_condinst(
 
     Raises:
         ValueError: unknown method, missing pseudo-labels / flows for the method,
-            inputs of different lengths, no frame with a box, sizes that differ.
+            inputs of different lengths, no frame with a box, sizes that differ, ``scales``
+            empty or not all > 0.
     """
     if method not in BOX_METHODS:
         raise ValueError(f"unknown box-supervised method {method!r}; choose one of {list(BOX_METHODS)}")
+    scales = tuple(float(x) for x in scales)
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"train_condinst: scales must be a non-empty list of factors > 0, got {list(scales)}")
     n = len(frames)
     if len(boxes) != n or len(box_classes) != n:
         raise ValueError("frames, boxes and box_classes need one entry per video")
@@ -397,7 +419,7 @@ def train_condinst(
             "pairwise_weight": pairwise_weight, "pairwise_warmup": pairwise_warmup, "iterations": iterations,
             "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
             "steps": list(steps), "gamma": gamma, "warmup_iters": warmup_iters, "warmup_factor": warmup_factor,
-            "hflip": hflip, "clip_grad_norm": clip_grad_norm, "seed": seed, "frames": [len(v.frames) for v in videos],
+            "hflip": hflip, "scales": list(scales), "clip_grad_norm": clip_grad_norm, "seed": seed, "frames": [len(v.frames) for v in videos],
         }
         inputs = [p for v in range(n) for p in frames[v]]
         inputs += [p for p in (pseudo_paths or []) if need_pseudo] + [p for p in (flow_paths or []) if need_flow]
@@ -418,6 +440,8 @@ def train_condinst(
             rng = np.random.default_rng([seed, it])
             picks = [(index[int(i)], bool(hflip and f < 0.5))
                      for i, f in zip(rng.integers(0, len(index), size=batch_size), rng.random(batch_size))]
+            if len(scales) > 1:  # drawn after the picks, so a one-scale run draws what it always did
+                _set_input_size(model, scales[int(rng.integers(len(scales)))], min_size, max_size)
             images, targets, pseudo, flows = _load(videos, picks, dev, need_pseudo, need_flow)
             det, masks = model.train_forward(images, targets, flows if two_stream else None, top_k=top_k)
             warm = pairwise_weight * min(1.0, it / max(1, pairwise_warmup))
@@ -430,6 +454,7 @@ def train_condinst(
                            checkpoint_every=checkpoint_every, seconds=time.time() - t0, clip_grad_norm=clip_grad_norm)
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
 
+    _set_input_size(model, 1.0, min_size, max_size)
     out = Path(out_dir) / "model.pt"
     state = {"model": model.state_dict(), "categories": categories, "method": method, "iterations": int(stop),
              **{k: arch[k] for k in ARCH_KEYS}}
