@@ -9,13 +9,17 @@ import tomllib
 import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
 from conftest import REPO
 from wsvis.config import ConfigError, check_config, flow_params, ingest_params
 from wsvis.io.paths import check_name
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.json")
+
+
+# Configs layered on another (snakemake --configfile BASE OVERLAY merges them key by key).
+OVERLAYS = {"davis_composites_ablations.yaml": "davis2016_ablations.yaml"}
 
 
 def load(name="config.yaml"):
@@ -25,6 +29,11 @@ def load(name="config.yaml"):
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
 def test_shipped_configs_validate(name):
     config = load(name)
+    if name in OVERLAYS:
+        base = load(OVERLAYS[name])
+        update_config(base, config)
+        config = base
+        assert config["dataset"]["name"] != load(OVERLAYS[name])["dataset"]["name"]  # its own results folder
     validate(config, SCHEMA)
     check_config(config)
     assert config["flow"]["dis"]["preset"] in {"ultrafast", "fast", "medium"}  # defaults filled in
