@@ -178,6 +178,9 @@ def test_box_runs_params_and_options():
     assert params["maskconsist"]["iom_nms"] is False and params["maskconsist"]["intra"] is True
     assert params["train"]["iterations"] == 9 and seg["train"]["iterations"] != 9
     assert segment_train_params(seg, {"name": "m", "method": "maskrcnn"})["train"] == seg["train"]
+    assert "scales" not in flow["train"]  # one size (the default): the params that trained before the key
+    multi = segment_train_params(seg, {**runs["boxinst_flow"], "options": {"train": {"scales": [0.8, 1.0]}}})
+    assert multi["train"]["scales"] == [0.8, 1.0]
     ablation = segment_train_params(seg, runs["bf_max"])
     assert ablation["condinst"]["detection_fusion"] == "max" and ablation["train"]["iterations"] == 5
     # The Mask R-CNN schedule is not part of a box run's params: editing it retrains no CondInst.

@@ -376,7 +376,8 @@ def run_uses_flow(run: dict, stage: str = "train", segment: dict | None = None) 
 
 def _box_train_params(segment: dict, run: dict) -> dict:
     """Params of a box-supervised run: architecture, the method's loss / fusion switches (per-run
-    ``options`` override them), the CondInst schedule (``options.train`` overrides keys)."""
+    ``options`` override them), the CondInst schedule (``options.train`` overrides keys; ``scales``
+    only when it is not the one size ``[1.0]``)."""
     ci = segment["condinst"]
     method = run["method"]
     options = dict(run.get("options") or {})
@@ -392,6 +393,8 @@ def _box_train_params(segment: dict, run: dict) -> dict:
             f"segment.runs: {run['name']!r} ({method}): options {unknown} do not apply; choose from {sorted(switches)}"
         )
     switches.update(options)
+    if train.get("scales") == [1.0]:  # one size, as before the key: adding it retrains nothing
+        del train["scales"]
     params = {k: segment[k] for k in SEGMENT_MODEL_KEYS}
     params.update(method=method, condinst=switches, train=train)
     return params

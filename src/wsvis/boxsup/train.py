@@ -419,9 +419,11 @@ def train_condinst(
             "pairwise_weight": pairwise_weight, "pairwise_warmup": pairwise_warmup, "iterations": iterations,
             "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
             "steps": list(steps), "gamma": gamma, "warmup_iters": warmup_iters, "warmup_factor": warmup_factor,
-            "hflip": hflip, "scales": list(scales), "clip_grad_norm": clip_grad_norm, "seed": seed,
+            "hflip": hflip, "clip_grad_norm": clip_grad_norm, "seed": seed,
             "frames": [len(v.frames) for v in videos],
         }
+        if scales != (1.0,):  # one size keeps the stamp it had before the option, so those runs still resume
+            config["scales"] = list(scales)
         inputs = [p for v in range(n) for p in frames[v]]
         inputs += [p for p in (pseudo_paths or []) if need_pseudo] + [p for p in (flow_paths or []) if need_flow]
         box_list = [[np.asarray(b, np.float64).round(2).tolist() for b in vb] for vb in boxes]
