@@ -225,6 +225,9 @@ def test_multi_scale_training_resizes_frames_flows_and_targets_together(clip, tm
                    weights_only=True)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+    seen.clear()  # one factor other than 1 trains every iteration at that size
+    train_condinst([frames], [boxes], [classes], tmp_path / "half", **dict(kw, scales=(0.5,), iterations=2))
+    assert set(seen) == {(27, 48)}
     for bad in ((), (0.8, 0.0)):
         with pytest.raises(ValueError, match="scales"):
             train_condinst([frames], [boxes], [classes], tmp_path / "bad", **dict(kw, scales=bad))

@@ -445,6 +445,8 @@ def train_condinst(
                      for i, f in zip(rng.integers(0, len(index), size=batch_size), rng.random(batch_size))]
             if len(scales) > 1:  # drawn after the picks, so a one-scale run draws what it always did
                 _set_input_size(model, scales[int(rng.integers(len(scales)))], min_size, max_size)
+            elif scales[0] != 1.0:  # one factor other than 1: every iteration at that size
+                _set_input_size(model, scales[0], min_size, max_size)
             images, targets, pseudo, flows = _load(videos, picks, dev, need_pseudo, need_flow)
             det, masks = model.train_forward(images, targets, flows if two_stream else None, top_k=top_k)
             warm = pairwise_weight * min(1.0, it / max(1, pairwise_warmup))
