@@ -8,6 +8,7 @@ determinism (two runs, and a resumed run, end with bit-identical weights), not a
 from __future__ import annotations
 
 import csv
+import json
 
 import cv2
 import numpy as np
@@ -228,6 +229,10 @@ def test_multi_scale_training_resizes_frames_flows_and_targets_together(clip, tm
     seen.clear()  # one factor other than 1 trains every iteration at that size
     train_condinst([frames], [boxes], [classes], tmp_path / "half", **dict(kw, scales=(0.5,), iterations=2))
     assert set(seen) == {(27, 48)}
+    # The checkpoint stamp names scales only when they are not the one size runs had before the key.
+    stamps = {d: json.loads((tmp_path / d / "checkpoints" / "config.json").read_text())["config"]
+              for d in ("one", "half")}
+    assert "scales" not in stamps["one"] and stamps["half"]["scales"] == [0.5]
     for bad in ((), (0.8, 0.0)):
         with pytest.raises(ValueError, match="scales"):
             train_condinst([frames], [boxes], [classes], tmp_path / "bad", **dict(kw, scales=bad))

@@ -154,7 +154,7 @@ def test_irn_variant_params():
 
 
 def test_box_runs_params_and_options():
-    from wsvis.config import segment_runs, segment_train_params
+    from wsvis.config import segment_runs, segment_train_params, without_legacy_defaults
 
     config = load()
     config["segment"]["runs"].append({"name": "bf_max", "method": "boxinst_flow",
@@ -179,6 +179,8 @@ def test_box_runs_params_and_options():
     assert params["train"]["iterations"] == 9 and seg["train"]["iterations"] != 9
     assert segment_train_params(seg, {"name": "m", "method": "maskrcnn"})["train"] == seg["train"]
     assert "scales" not in flow["train"]  # one size (the default): the params that trained before the key
+    assert without_legacy_defaults({"scales": [1], "iterations": 3}) == {"iterations": 3}
+    assert without_legacy_defaults({"scales": (1.0, 1.0)}) == {"scales": (1.0, 1.0)}
     multi = segment_train_params(seg, {**runs["boxinst_flow"], "options": {"train": {"scales": [0.8, 1.0]}}})
     assert multi["train"]["scales"] == [0.8, 1.0]
     ablation = segment_train_params(seg, runs["bf_max"])

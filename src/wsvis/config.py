@@ -40,6 +40,7 @@ __all__ = [
     "baseline_params",
     "pseudo_variants",
     "supervision_families",
+    "without_legacy_defaults",
 ]
 
 #: Box-supervised second-stage methods (CondInst; issue 6): STC-Seg, BoxInst, BoxInst + motion.
@@ -56,6 +57,25 @@ IRN_VARIANTS: dict[str, tuple[str, bool]] = {
     "irn_fbound": ("cam", True),
     "flowirn": ("fcam", True),
 }
+
+#: Keys added to a training's settings after runs existed, with the value that reproduces those runs.
+_LEGACY_DEFAULTS: dict[str, Any] = {"scales": [1.0]}
+
+
+def without_legacy_defaults(settings: dict) -> dict:
+    """``settings`` without the keys of :data:`_LEGACY_DEFAULTS` that hold their legacy value.
+
+    One rule for both stamps of a run, the rule's Snakemake ``params`` and the checkpoint folder's
+    ``config.json`` (:func:`wsvis.torchutil.prepare_checkpoint_dir`): a run at the value it had before
+    the key existed keeps the stamp it had, so adding the key neither reruns nor restarts it.
+    Sequences compare by value (``(1.0,)`` and ``[1]`` are ``[1.0]``).
+    """
+    def legacy(k: str, v: Any) -> bool:
+        want = _LEGACY_DEFAULTS[k]
+        return list(v) == want if isinstance(v, (list, tuple)) else v == want
+
+    return {k: v for k, v in settings.items() if not (k in _LEGACY_DEFAULTS and legacy(k, v))}
+
 
 #: Pseudo-label baselines with no learning -> the weak label they use (wsvis.baselines).
 BASELINE_VARIANTS: dict[str, str] = {"motion": "tags", "box": "boxes", "grabcut": "boxes"}
@@ -381,7 +401,7 @@ def _box_train_params(segment: dict, run: dict) -> dict:
     ci = segment["condinst"]
     method = run["method"]
     options = dict(run.get("options") or {})
-    train = {**ci["train"], **options.pop("train", {})}
+    train = without_legacy_defaults({**ci["train"], **options.pop("train", {})})
     switches = {k: ci[k] for k in ("mask_channels", "branch_channels", "head_channels", "head_convs", "mask_stride",
                                    "top_k")}
     sections = {"stcseg": ("stcseg",), "boxinst": ("boxinst",), "boxinst_flow": ("boxinst", "boxinst_flow")}[method]
@@ -393,8 +413,6 @@ def _box_train_params(segment: dict, run: dict) -> dict:
             f"segment.runs: {run['name']!r} ({method}): options {unknown} do not apply; choose from {sorted(switches)}"
         )
     switches.update(options)
-    if train.get("scales") == [1.0]:  # one size, as before the key: adding it retrains nothing
-        del train["scales"]
     params = {k: segment[k] for k in SEGMENT_MODEL_KEYS}
     params.update(method=method, condinst=switches, train=train)
     return params

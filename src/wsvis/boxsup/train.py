@@ -90,6 +90,7 @@ from wsvis.maskconsist.train import image_tensor
 from wsvis.models.condinst import ARCH_KEYS, CondInst, build_condinst
 from wsvis.models.tta import hflip_boxes
 from wsvis.baselines.box import box_masks
+from wsvis.config import without_legacy_defaults
 from wsvis.torchutil import (
     deterministic_run,
     latest_checkpoint,
@@ -419,11 +420,10 @@ def train_condinst(
             "pairwise_weight": pairwise_weight, "pairwise_warmup": pairwise_warmup, "iterations": iterations,
             "batch_size": batch_size, "base_lr": base_lr, "momentum": momentum, "weight_decay": weight_decay,
             "steps": list(steps), "gamma": gamma, "warmup_iters": warmup_iters, "warmup_factor": warmup_factor,
-            "hflip": hflip, "clip_grad_norm": clip_grad_norm, "seed": seed,
+            "hflip": hflip, "scales": list(scales), "clip_grad_norm": clip_grad_norm, "seed": seed,
             "frames": [len(v.frames) for v in videos],
         }
-        if scales != (1.0,):  # one size keeps the stamp it had before the option, so those runs still resume
-            config["scales"] = list(scales)
+        config = without_legacy_defaults(config)
         inputs = [p for v in range(n) for p in frames[v]]
         inputs += [p for p in (pseudo_paths or []) if need_pseudo] + [p for p in (flow_paths or []) if need_flow]
         box_list = [[np.asarray(b, np.float64).round(2).tolist() for b in vb] for vb in boxes]
@@ -435,6 +435,7 @@ def train_condinst(
         if last is not None:
             log.info("resuming %s training from %s (iteration %d)", method, last, start)
 
+        _set_input_size(model, scales[0], min_size, max_size)  # one scale: every iteration at that size
         bar = tqdm(range(start, stop), desc=f"{method} {Path(out_dir).name}", initial=start, total=stop,
                    disable=not progress)
         t0 = time.time()
@@ -445,8 +446,6 @@ def train_condinst(
                      for i, f in zip(rng.integers(0, len(index), size=batch_size), rng.random(batch_size))]
             if len(scales) > 1:  # drawn after the picks, so a one-scale run draws what it always did
                 _set_input_size(model, scales[int(rng.integers(len(scales)))], min_size, max_size)
-            elif scales[0] != 1.0:  # one factor other than 1: every iteration at that size
-                _set_input_size(model, scales[0], min_size, max_size)
             images, targets, pseudo, flows = _load(videos, picks, dev, need_pseudo, need_flow)
             det, masks = model.train_forward(images, targets, flows if two_stream else None, top_k=top_k)
             warm = pairwise_weight * min(1.0, it / max(1, pairwise_warmup))
